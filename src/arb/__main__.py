@@ -1,0 +1,3 @@
+from arb.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""API: the FastAPI app (auth; arbitrage, portfolio, risk, monitoring, backtest and strategy routers)."""

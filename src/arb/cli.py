@@ -1,0 +1,277 @@
+"""`arb` command line: readable tables by default, `--json` for scripts (one JSON document on stdout).
+
+Errors go to stderr with a non-zero exit: 2 for a bad configuration or usage, 1 for a runtime failure (e.g. Redis
+unreachable). Logs are key=value lines on stderr, so stdout stays parseable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from arb.config import ConfigError, Settings, load_settings
+from arb.config.coverage import ASSET_CLASSES, coverage, instrument_counts
+from arb.logs import configure_logging
+
+app = typer.Typer(help="arb: multi-exchange arbitrage scanner and executor.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
+grid_app = typer.Typer(help="Read the Redis price grid.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(grid_app, name="grid")
+
+# Piped output is read by people in logs and by grep: do not wrap or truncate tables to an 80-column default.
+out = Console() if Console().is_terminal else Console(width=220)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Errors go to stderr unwrapped: a file:line: key: problem line must stay one greppable line."""
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    return typer.Exit(code)
+
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option("--config", "-c", envvar="ARB_CONFIG", help="User YAML file layered over the shipped config."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+CEX_CAPABILITIES = ("watchOrderBook", "watchBidsAsks", "watchTicker", "fetchOrderBook", "createOrder", "fetchMyTrades")
+OTHER_CAPABILITIES = {
+    "cfd": ["streamQuotes", "positions", "workingOrders"],
+    "dex": ["poolQuotes", "swap"],
+}
+
+T = TypeVar("T")
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+def _load(config: str | None) -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        lines = "\n".join(f"  {p}" for p in exc.problems)
+        raise _fail(f"configuration error ({len(exc.problems)} problem(s)):\n{lines}") from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _run(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        import uvloop
+
+        return uvloop.run(coro_fn())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro_fn())
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Validate the configuration; exit 2 and name file, key and problem for each error."""
+    settings = _load(config)
+    cov = coverage(settings)
+    summary = {
+        "ok": True,
+        "venues": len(settings.venues),
+        "exchanges": cov.exchanges,
+        "instruments": cov.instruments_total,
+        "coverage_ok": cov.ok,
+        "min_exchanges": cov.min_exchanges,
+        "min_instruments": cov.min_instruments,
+    }
+    if json:
+        _print_json(summary)
+        return
+    out.print(
+        f"configuration OK: {summary['venues']} venues ({cov.exchanges} exchanges), {cov.instruments_total} instruments"
+    )
+    if not cov.ok:
+        out.print(
+            f"[yellow]below the coverage floor[/]: need >= {cov.min_exchanges} exchanges and "
+            f">= {cov.min_instruments} instruments"
+        )
+
+
+def _capabilities(settings: Settings) -> dict[str, list[str]]:
+    caps: dict[str, list[str]] = {}
+    cex = {vid: v.ccxt_id for vid, v in settings.venues.items() if v.kind == "cex" and v.ccxt_id}
+    if cex:
+        import ccxt.pro  # slow import (all exchange classes), so only here
+
+        for vid, ccxt_id in cex.items():
+            has = getattr(ccxt.pro, ccxt_id)().has
+            caps[vid] = [c for c in CEX_CAPABILITIES if has.get(c)]
+    for vid, v in settings.venues.items():
+        caps.setdefault(vid, OTHER_CAPABILITIES.get(v.kind, []))
+    return caps
+
+
+@app.command()
+def venues(config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """List configured venues with kind, region, fees and capabilities (CEX capabilities from ccxt.pro)."""
+    settings = _load(config)
+    caps = _capabilities(settings)
+    mapped = {vid: 0 for vid in settings.venues}
+    for inst in settings.instruments.values():
+        for vid in inst.venues:
+            mapped[vid] += 1
+    rows = [
+        {
+            "id": vid,
+            "kind": v.kind,
+            "name": v.name,
+            "region": v.region,
+            "enabled": v.enabled,
+            "ccxt_id": v.ccxt_id,
+            "protocol": v.protocol,
+            "chain": v.chain,
+            "taker_fee": v.fees.taker,
+            "maker_fee": v.fees.maker,
+            "quote_currencies": list(v.quote_currencies),
+            "max_quote_age_ms": v.max_quote_age_ms,
+            "instruments": mapped[vid],
+            "capabilities": caps[vid],
+        }
+        for vid, v in settings.venues.items()
+    ]
+    if json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} venues")
+    for col in ("id", "kind", "region", "via", "taker", "maker", "quotes", "instruments", "capabilities"):
+        table.add_column(col, justify="right" if col in ("taker", "maker", "instruments") else "left")
+    for vid, v in settings.venues.items():
+        via = v.ccxt_id or (f"{v.protocol}@{v.chain}" if v.protocol else "own connector")
+        table.add_row(
+            vid,
+            v.kind,
+            v.region,
+            via,
+            f"{v.fees.taker:.4%}",
+            f"{v.fees.maker:.4%}",
+            ",".join(v.quote_currencies),
+            str(mapped[vid]),
+            ", ".join(caps[vid]),
+        )
+    out.print(table)
+
+
+@app.command()
+def instruments(
+    config: ConfigOpt = None,
+    asset_class: Annotated[
+        str | None, typer.Option("--asset-class", help=f"Only this class: {', '.join(ASSET_CLASSES)}.")
+    ] = None,
+    count: Annotated[bool, typer.Option("--count", help="Print counts per asset class instead of the list.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """List instruments (canonical id, class, per-venue symbols), or count them."""
+    if asset_class is not None and asset_class not in ASSET_CLASSES:
+        raise _fail(f"unknown --asset-class {asset_class!r}; choose one of: {', '.join(ASSET_CLASSES)}")
+    settings = _load(config)
+    if count:
+        counts = instrument_counts(settings, asset_class)
+        if json:
+            _print_json(counts)
+            return
+        table = Table(title="instruments")
+        table.add_column("asset class")
+        table.add_column("count", justify="right")
+        by_class = instrument_counts(settings, asset_class)["by_class"]
+        for cls, n in by_class.items() if isinstance(by_class, dict) else ():
+            table.add_row(cls, str(n))
+        table.add_row("[bold]total[/]", f"[bold]{counts['total']}[/]")
+        out.print(table)
+        return
+    rows = [
+        {"id": iid, "asset_class": i.asset_class, "base": i.base, "quote": i.quote, "venues": dict(i.venues)}
+        for iid, i in settings.instruments.items()
+        if asset_class in (None, i.asset_class)
+    ]
+    if json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} instruments")
+    for col in ("id", "class", "venues", "symbols"):
+        table.add_column(col)
+    for iid, inst in settings.instruments.items():
+        if asset_class in (None, inst.asset_class):
+            symbols = ", ".join(f"{v}:{s}" for v, s in inst.venues.items())
+            table.add_row(iid, inst.asset_class, str(len(inst.venues)), symbols)
+    out.print(table)
+
+
+def coverage_table(settings: Settings) -> Table:
+    cov = coverage(settings)
+    table = Table(title="coverage: instruments per venue and asset class")
+    table.add_column("venue")
+    table.add_column("kind")
+    table.add_column("region")
+    for cls in ASSET_CLASSES:
+        table.add_column(cls, justify="right")
+    table.add_column("total", justify="right")
+    for v in cov.venues:
+        table.add_row(v.id, v.kind, v.region, *(str(v.by_class[c]) for c in ASSET_CLASSES), str(v.total))
+    table.add_section()
+    table.add_row(
+        "[bold]instruments[/]",
+        "",
+        "",
+        *(f"[bold]{cov.instruments_by_class[c]}[/]" for c in ASSET_CLASSES),
+        f"[bold]{cov.instruments_total}[/]",
+    )
+    status = "[green]OK[/]" if cov.ok else "[red]BELOW FLOOR[/]"
+    table.caption = (
+        f"{cov.exchanges} exchanges (floor {cov.min_exchanges}), {cov.instruments_total} instruments "
+        f"(floor {cov.min_instruments}), {cov.instruments_multi_venue} on 2+ venues: {status}"
+    )
+    return table
+
+
+@app.command()
+def demo(config: ConfigOpt = None) -> None:
+    """Start the grid's Redis (embedded unless ARB_REDIS_URL is set), load the config, show coverage, exit."""
+    from arb.demo import run_demo
+
+    settings = _load(config)
+    raise typer.Exit(_run(lambda: run_demo(settings, out)))
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Bind address; loopback only until the API has auth.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the REST API (health and metrics for now) with the grid's Redis (embedded unless ARB_REDIS_URL)."""
+    import ipaddress
+
+    import uvicorn
+
+    from arb.api.app import create_app
+    from arb.demo import grid_redis
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise _fail(f"refusing to bind {host}: the API has no authentication yet, so it serves loopback only")
+    settings = _load(config)
+    with grid_redis(settings) as (url, _):
+        uvicorn.run(create_app(settings, url), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    if os.environ.get("ARB_LOG_LEVEL") is None:
+        configure_logging("WARNING")  # until settings are loaded, only problems
+    app()

@@ -1,0 +1,76 @@
+"""What the configuration covers: instruments per venue and asset class, against the spec's coverage floor.
+
+Kept apart from the CLI because the API and the coverage alerts report the same figures.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import get_args
+
+import msgspec
+
+from arb.config.schema import Settings
+from arb.model import AssetClass
+
+ASSET_CLASSES: tuple[str, ...] = get_args(AssetClass)
+
+
+class VenueCoverage(msgspec.Struct, frozen=True):
+    id: str
+    kind: str
+    region: str
+    by_class: dict[str, int]
+    total: int
+
+
+class Coverage(msgspec.Struct, frozen=True):
+    venues: list[VenueCoverage]
+    instruments_by_class: dict[str, int]
+    instruments_total: int
+    instruments_multi_venue: int
+    """Instruments listed on two or more venues: the ones a cross-venue spread can exist for."""
+    exchanges: int
+    """Enabled centralized exchanges."""
+    min_exchanges: int
+    min_instruments: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exchanges >= self.min_exchanges and self.instruments_total >= self.min_instruments
+
+
+def instrument_counts(settings: Settings, asset_class: str | None = None) -> dict[str, int | dict[str, int]]:
+    counts: Counter[str] = Counter(i.asset_class for i in settings.instruments.values())
+    by_class = {c: counts.get(c, 0) for c in ASSET_CLASSES if asset_class in (None, c)}
+    return {"total": sum(by_class.values()), "by_class": by_class}
+
+
+def coverage(settings: Settings) -> Coverage:
+    per_venue: dict[str, Counter[str]] = {vid: Counter() for vid in settings.venues}
+    for inst in settings.instruments.values():
+        for vid in inst.venues:
+            per_venue[vid][inst.asset_class] += 1
+    venues = [
+        VenueCoverage(
+            id=vid,
+            kind=v.kind,
+            region=v.region,
+            by_class={c: per_venue[vid].get(c, 0) for c in ASSET_CLASSES},
+            total=sum(per_venue[vid].values()),
+        )
+        for vid, v in settings.venues.items()
+        if v.enabled
+    ]
+    by_class: Counter[str] = Counter(i.asset_class for i in settings.instruments.values())
+    return Coverage(
+        venues=venues,
+        instruments_by_class={c: by_class.get(c, 0) for c in ASSET_CLASSES},
+        instruments_total=len(settings.instruments),
+        instruments_multi_venue=sum(
+            1 for i in settings.instruments.values() if sum(settings.venues[v].enabled for v in i.venues) >= 2
+        ),
+        exchanges=sum(1 for v in settings.venues.values() if v.kind == "cex" and v.enabled),
+        min_exchanges=settings.coverage.min_exchanges,
+        min_instruments=settings.coverage.min_instruments,
+    )

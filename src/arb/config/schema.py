@@ -1,0 +1,154 @@
+"""The shape of arb's configuration: strict, frozen pydantic models.
+
+Strict (`extra="forbid"`) so a typo in a key is an error, not a silently ignored setting; frozen so nothing changes a
+loaded config behind the user's back. Cross-references (a symbol mapped to a venue that is not configured, a token
+that its chain does not list) are checked in `arb.config.loader`, which knows the file and line of every key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from arb.model import AssetClass, VenueKind
+
+Address = Annotated[str, StringConstraints(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{2,12}$")]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fees(Strict):
+    """Fractions (0.001 = 0.1 %). Negative (rebate) fees are refused: the scanner must never count on a rebate."""
+
+    taker: Fraction
+    maker: Fraction
+
+
+class Token(Strict):
+    address: Address
+    decimals: Annotated[int, Field(ge=0, le=36)]
+
+
+class Chain(Strict):
+    chain_id: Annotated[int, Field(gt=0)]
+    native: Currency
+    tokens: dict[str, Token]
+
+
+class VenueConfig(Strict):
+    """One venue. Which fields are required depends on `kind` (checked below)."""
+
+    kind: VenueKind
+    name: str
+    region: Literal["us", "eu", "asia"]
+    fees: Fees
+    quote_currencies: Annotated[list[Currency], Field(min_length=1)]
+    max_quote_age_ms: Annotated[int, Field(gt=0)] = 2000
+    """A quote older than this (by receive time) is stale and never used."""
+    latency_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 50.0
+    """Seed for the order/ack latency EWMA the scanner's priority score uses."""
+    enabled: bool = True
+    # kind == "cex"
+    ccxt_id: str | None = None
+    # kind == "cfd"
+    urls: dict[str, str] = {}
+    # kind == "dex"
+    chain: str | None = None
+    protocol: Literal["uniswap_v2", "uniswap_v3"] | None = None
+    factory: Address | None = None
+    router: Address | None = None
+    quoter: Address | None = None
+    fee_tiers: list[int] = []
+    gas_units_swap: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> VenueConfig:
+        required: dict[str, tuple[str, ...]] = {
+            "cex": ("ccxt_id",),
+            "cfd": ("urls",),
+            "dex": ("chain", "protocol", "factory", "router", "gas_units_swap"),
+        }
+        missing = [f for f in required[self.kind] if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a {self.kind} venue needs {', '.join(missing)}")
+        foreign = {"cex": ("chain", "factory", "router"), "cfd": ("ccxt_id", "chain"), "dex": ("ccxt_id",)}
+        present = [f for f in foreign[self.kind] if getattr(self, f)]
+        if present:
+            raise ValueError(f"{', '.join(present)} does not apply to a {self.kind} venue")
+        return self
+
+
+class InstrumentConfig(Strict):
+    """An economic instrument; `venues` maps venue id -> that venue's symbol.
+
+    Symbols are ccxt unified symbols on CEXs (`BTC/USDT`, `BTC/USDT:USDT`), epics on Capital.com (`EURUSD`),
+    token pairs on DEXs (`WETH/USDC`, tokens from the venue chain's token table).
+    """
+
+    asset_class: AssetClass
+    base: Annotated[str, Field(min_length=1)]
+    quote: Currency
+    venues: Annotated[dict[str, Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+class Thresholds(Strict):
+    min_net_spread: Fraction = 0.001
+    max_slippage: Fraction = 0.0005
+    min_volume_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1000.0
+    execution_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    max_latency_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
+
+
+class Coverage(Strict):
+    """The spec's coverage floor: fewer live venues/instruments than this is an alert, not a silent degradation."""
+
+    min_exchanges: Annotated[int, Field(ge=0)] = 15
+    min_instruments: Annotated[int, Field(ge=0)] = 300
+
+
+class GridSettings(Strict):
+    key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = "arb"
+    feed_maxlen: Annotated[int, Field(gt=0)] = 100_000
+    """Approximate number of change-feed entries Redis keeps; a follower further behind rebuilds from a snapshot."""
+    socket_timeout_s: Annotated[float, Field(gt=0)] = 2.0
+    """A Redis call slower than this counts as Redis down (FAULTS M8: fail closed, do not wait forever)."""
+
+
+class Settings(BaseSettings):
+    """Everything arb runs on. Built by `arb.config.load_settings`: shipped YAML < user file < `ARB_*` env vars."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARB_", env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    mode: Literal["paper", "live"] = "paper"
+    redis_url: SecretStr | None = None
+    """Unset: arb starts its own redis-server. A URL may carry a password, hence secret."""
+    database_url: SecretStr = SecretStr("sqlite+aiosqlite:///arb.db")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    venues: dict[str, VenueConfig]
+    chains: dict[str, Chain] = {}
+    quote_equivalence: dict[str, dict[str, Fraction]]
+    """Canonical quote currency -> {venue quote currency: haircut}. USDT is never silently USD."""
+    instruments: dict[str, InstrumentConfig]
+    thresholds: Thresholds = Thresholds()
+    coverage: Coverage = Coverage()
+    grid: GridSettings = GridSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML files arrive as init kwargs; env vars must win over them (the documented order).
+        return env_settings, init_settings

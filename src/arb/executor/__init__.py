@@ -1,0 +1,1 @@
+"""Executor: paired-leg execution, order state machine, idempotent client ids, timeouts, paper venue."""

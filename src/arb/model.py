@@ -1,0 +1,244 @@
+"""Value types shared by every room.
+
+Why msgspec Structs: they cost about as much as a tuple to create (the hot path builds tens of thousands of Quotes a
+second), encode to msgpack/JSON without glue code, and validate types and numeric constraints *when decoded*. That
+gives the split the design asks for: construction on the hot path is unchecked and cheap, every edge (venue message,
+Redis entry, API payload) goes through `decode_*` or `quote_problems`, which reject bad data with a reason.
+
+Prices and sizes in market data (Quote, Opportunity) are float64 because the scanner works on numpy arrays of them.
+Money that is booked (Order, Fill, Leg) is `Decimal`, parsed from venue strings, never via float.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+VenueKind = Literal["cex", "cfd", "dex"]
+AssetClass = Literal["crypto_major", "crypto_alt", "fx", "commodity", "index"]
+
+MAX_DEPTH: Final = 20
+"""Most levels per book side a Quote may carry (DESIGN: depth <= 20 levels each side)."""
+
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
+PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
+Level = tuple[PosFloat, NonNegFloat]
+"""One book level: (price, size)."""
+Depth = Annotated[tuple[Level, ...], msgspec.Meta(max_length=MAX_DEPTH)]
+
+
+class BookSide(StrEnum):
+    BID = "bid"
+    ASK = "ask"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    LIMIT = "limit"
+    MARKET = "market"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+    POST_ONLY = "PO"
+
+
+class OrderStatus(StrEnum):
+    """The executor's order state machine; every transition is a ledger row.
+
+    UNKNOWN is distinct from REJECTED: a request that timed out may still have reached the venue, so it is resolved by
+    query (client id, open orders, trades), never by resending.
+    """
+
+    NEW = "new"
+    SENT = "sent"
+    ACKED = "acked"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+
+class Venue(msgspec.Struct, frozen=True):
+    id: str
+    kind: VenueKind
+    region: str
+
+
+class Instrument(msgspec.Struct, frozen=True):
+    """The economic thing compared across venues (e.g. `BTC/USD`), not one venue's symbol."""
+
+    id: str
+    asset_class: AssetClass
+    base: str
+    quote: str
+
+
+class Quote(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """Top of book (+ optional depth) of one instrument on one venue.
+
+    `array_like` keeps the msgpack form compact (no field names on the wire to Redis); `gc=False` because a Quote
+    holds no reference cycles and millions pass through the collector otherwise.
+    Times are UTC nanoseconds: `ts_exchange` from the venue, `ts_recv` when we received it; staleness uses `ts_recv`.
+    """
+
+    venue: str
+    instrument: str
+    bid: PosFloat
+    bid_size: NonNegFloat
+    ask: PosFloat
+    ask_size: NonNegFloat
+    ts_exchange: int
+    ts_recv: int
+    sequence: int = 0
+    bids: Depth = ()
+    asks: Depth = ()
+
+
+def quote_problems(q: Quote) -> list[str]:
+    """Reasons a Quote must not enter the grid; empty when it is sound.
+
+    Catches what msgspec's decode-time constraints cannot: values built in code (not decoded), NaN/inf (NaN passes
+    no comparison so decode rejects it, but direct construction does not), crossed books and unsorted depth.
+    """
+    problems: list[str] = []
+    for name in ("bid", "ask"):
+        v = getattr(q, name)
+        if not (math.isfinite(v) and v > 0):
+            problems.append(f"{name} must be a positive finite number, got {v!r}")
+    for name in ("bid_size", "ask_size"):
+        v = getattr(q, name)
+        if not (math.isfinite(v) and v >= 0):
+            problems.append(f"{name} must be a non-negative finite number, got {v!r}")
+    if not problems and q.bid > q.ask:
+        problems.append(f"crossed book: bid {q.bid} > ask {q.ask}")
+    if q.ts_exchange < 0 or q.ts_recv <= 0:
+        problems.append("timestamps must be positive UTC nanoseconds")
+    for side_name, levels, descending in (("bids", q.bids, True), ("asks", q.asks, False)):
+        if len(levels) > MAX_DEPTH:
+            problems.append(f"{side_name} has {len(levels)} levels, at most {MAX_DEPTH} allowed")
+        prev: float | None = None
+        for price, size in levels:
+            if not (math.isfinite(price) and price > 0 and math.isfinite(size) and size >= 0):
+                problems.append(f"{side_name} level ({price!r}, {size!r}) is not a positive price and size")
+                break
+            if prev is not None and ((price >= prev) if descending else (price <= prev)):
+                problems.append(f"{side_name} are not sorted {'descending' if descending else 'ascending'}")
+                break
+            prev = price
+    return problems
+
+
+class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
+    """A fee-, gas- and slippage-adjusted cross-venue spread, with every factor of its priority kept.
+
+    net_edge = (vwap_sell - vwap_buy) / vwap_buy - fee_buy - fee_sell - gas - haircut (fractions, not bps);
+    priority = expected_profit * liquidity_score / (execution_time_s * risk_factor).
+    """
+
+    id: str
+    instrument: str
+    buy_venue: str
+    sell_venue: str
+    size: float
+    vwap_buy: float
+    vwap_sell: float
+    gross_spread: float
+    fee_buy: float
+    fee_sell: float
+    gas: float
+    haircut: float
+    slippage: float
+    net_edge: float
+    expected_profit: float
+    liquidity_score: float
+    execution_time_s: float
+    risk_factor: float
+    priority: float
+    buy_quote_age_ms: float
+    sell_quote_age_ms: float
+    depth_estimated: bool = False
+    ts: int = 0
+
+    @property
+    def net_edge_bps(self) -> float:
+        return self.net_edge * 1e4
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """An order as the executor and ledger see it. Mutable on purpose: it walks the state machine."""
+
+    client_id: str
+    venue: str
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.IOC
+    status: OrderStatus = OrderStatus.NEW
+    venue_order_id: str | None = None
+    filled: Decimal = Decimal(0)
+    average_price: Decimal | None = None
+    ts_created: int = 0
+    ts_updated: int = 0
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution reported by a venue; `trade_id` is what makes booking idempotent."""
+
+    trade_id: str
+    client_id: str
+    venue: str
+    symbol: str
+    side: Side
+    price: Decimal
+    amount: Decimal
+    fee: Decimal
+    fee_currency: str
+    ts: int
+
+
+class Leg(msgspec.Struct, kw_only=True):
+    """One side of a paired arbitrage: what we intend on one venue and the order that carries it out."""
+
+    venue: str
+    instrument: str
+    symbol: str
+    side: Side
+    amount: Decimal
+    limit_price: Decimal
+    order: Order | None = None
+
+
+_QUOTE_DECODER: Final = msgspec.msgpack.Decoder(Quote)
+_QUOTES_DECODER: Final = msgspec.msgpack.Decoder(list[Quote])
+_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+def encode_quote(q: Quote) -> bytes:
+    return _ENCODER.encode(q)
+
+
+def encode_quotes(qs: list[Quote]) -> bytes:
+    return _ENCODER.encode(qs)
+
+
+def decode_quote(data: bytes) -> Quote:
+    """Decode and validate one msgpack Quote; raises `msgspec.ValidationError`/`DecodeError` naming the field."""
+    return _QUOTE_DECODER.decode(data)
+
+
+def decode_quotes(data: bytes) -> list[Quote]:
+    return _QUOTES_DECODER.decode(data)

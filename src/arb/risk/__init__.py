@@ -1,0 +1,1 @@
+"""Risk: pre-trade checks, limits, kill switch and portfolio risk; every order passes through it."""

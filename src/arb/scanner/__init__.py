@@ -1,0 +1,1 @@
+"""Scanner: fee-, gas- and slippage-adjusted spread matrix and priority scores over the grid mirror."""
