@@ -49,6 +49,9 @@ def _where(mark: yaml.Mark | None, file: str) -> str:
     return f"{file}:{mark.line + 1}" if mark is not None else file
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~5x faster on the 2,000 lines
+
+
 def _walk(node: yaml.Node, loader: yaml.SafeLoader, file: str, path: Path_, src: _Source) -> Any:
     src.origin[path] = _where(node.start_mark, file)
     if isinstance(node, yaml.MappingNode):
@@ -75,7 +78,7 @@ def _walk(node: yaml.Node, loader: yaml.SafeLoader, file: str, path: Path_, src:
 
 
 def _read_yaml(text: str, file: str, src: _Source) -> dict[str, Any]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
@@ -149,11 +152,11 @@ def _symbol_quote(symbol: str) -> str | None:
 
 
 def _ccxt_pro_has(exchange_id: str) -> bool:
-    # find_spec, not `import ccxt.pro`: the latter imports ~100 exchange modules (seconds) just to read a list.
-    try:
-        return importlib.util.find_spec(f"ccxt.pro.{exchange_id}") is not None
-    except ModuleNotFoundError:
+    # Look for the module file: importing `ccxt.pro` (even via find_spec of a submodule) loads ~100 exchange classes.
+    spec = importlib.util.find_spec("ccxt")
+    if spec is None or not spec.submodule_search_locations or not exchange_id.isidentifier():
         return False
+    return any((Path(loc) / "pro" / f"{exchange_id}.py").is_file() for loc in spec.submodule_search_locations)
 
 
 def _cross_check(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:

@@ -87,7 +87,10 @@ def test_wrong_type_is_refused_naming_the_key(tmp_path: Path) -> None:
 
     problems = problems_of(user)
 
-    assert problems == [f"{user}:2: thresholds.execution_timeout_s: Input should be a valid number, unable to parse string as a number (got 'soon')"]
+    assert problems == [
+        f"{user}:2: thresholds.execution_timeout_s: "
+        "Input should be a valid number, unable to parse string as a number (got 'soon')"
+    ]
 
 
 def test_wrong_type_from_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,3 +237,41 @@ def test_redis_password_is_masked_in_repr_and_errors(monkeypatch: pytest.MonkeyP
     assert "hunter2-planted" not in repr(settings)
     assert settings.redis_url is not None
     assert "hunter2-planted" in settings.redis_url.get_secret_value()
+
+
+def test_venue_missing_the_fields_its_kind_needs_is_refused(tmp_path: Path) -> None:
+    user = write(
+        tmp_path,
+        """
+venues:
+  newdex:
+    kind: dex
+    name: New DEX
+    region: eu
+    fees: {taker: 0.003, maker: 0.003}
+    quote_currencies: [USDC]
+""",
+    )
+
+    problems = problems_of(user)
+
+    assert problems == [
+        f"{user}:3: venues.newdex: Value error, a dex venue needs chain, protocol, factory, router, gas_units_swap"
+    ]
+
+
+def test_dex_venue_on_an_unconfigured_chain_is_refused(tmp_path: Path) -> None:
+    user = write(tmp_path, "venues:\n  sushiswap:\n    chain: arbitrum\n")
+
+    problems = problems_of(user)
+
+    assert f"{user}:3: venues.sushiswap.chain: chain 'arbitrum' is not configured under chains" in problems
+
+
+def test_bad_router_address_is_refused(tmp_path: Path) -> None:
+    user = write(tmp_path, "venues:\n  uniswap_v2:\n    router: '0x1234'\n")
+
+    problems = problems_of(user)
+
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{user}:3: venues.uniswap_v2.router: String should match pattern")
