@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
@@ -20,6 +20,9 @@ from rich.table import Table
 from arb.config import ConfigError, Settings, load_settings
 from arb.config.coverage import ASSET_CLASSES, coverage, instrument_counts
 from arb.logs import configure_logging
+
+if TYPE_CHECKING:
+    from arb.grid import InstrumentSnapshot
 
 app = typer.Typer(help="arb: multi-exchange arbitrage scanner and executor.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect and validate the configuration.", no_args_is_help=True)
@@ -35,6 +38,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     """Errors go to stderr unwrapped: a file:line: key: problem line must stay one greppable line."""
     sys.stderr.write(message.rstrip("\n") + "\n")
     return typer.Exit(code)
+
 
 ConfigOpt = Annotated[
     str | None,
@@ -244,6 +248,73 @@ def demo(config: ConfigOpt = None) -> None:
 
     settings = _load(config)
     raise typer.Exit(_run(lambda: run_demo(settings, out)))
+
+
+@grid_app.command("show")
+def grid_show(instrument: str, config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Every venue's quote for INSTRUMENT in the running grid (ARB_REDIS_URL), with its age and staleness."""
+    settings = _load(config)
+    inst = settings.instruments.get(instrument)
+    if inst is None:
+        raise _fail(f"unknown instrument {instrument!r}; `arb instruments` lists the {len(settings.instruments)} ids")
+    if settings.redis_url is None:
+        raise _fail(
+            "arb grid show reads a running grid: set ARB_REDIS_URL to its Redis "
+            "(an embedded Redis lives only as long as the arb process that started it)"
+        )
+    url = settings.redis_url.get_secret_value()
+
+    async def read() -> InstrumentSnapshot:
+        from arb.grid import GridLayout, PriceGrid
+
+        async with PriceGrid.from_url(url, GridLayout.from_settings(settings), settings.grid) as grid:
+            return await grid.read_instrument(instrument)
+
+    from arb.grid import GridError
+
+    try:
+        snap = _run(read)
+    except GridError as exc:
+        raise _fail(str(exc), 1) from None
+    rows = [
+        {
+            "venue": venue,
+            "symbol": inst.venues.get(venue),
+            "bid": view.quote.bid,
+            "bid_size": view.quote.bid_size,
+            "ask": view.quote.ask,
+            "ask_size": view.quote.ask_size,
+            "spread_bps": (view.quote.ask - view.quote.bid) / view.quote.ask * 1e4,
+            "depth_levels": [len(view.quote.bids), len(view.quote.asks)],
+            "ts_exchange": view.quote.ts_exchange,
+            "ts_recv": view.quote.ts_recv,
+            "sequence": view.quote.sequence,
+            "age_ms": view.age_ns / 1e6,
+            "stale": view.stale,
+        }
+        for venue, view in sorted(snap.venues.items())
+    ]
+    if json:
+        _print_json({"instrument": instrument, "quotes": rows, "skipped": snap.skipped})
+        return
+    table = Table(title=f"{instrument}: {len(rows)} of {len(inst.venues)} venues quoting")
+    for col in ("venue", "symbol", "bid", "bid size", "ask", "ask size", "spread bps", "age ms", "status"):
+        table.add_column(col, justify="left" if col in ("venue", "symbol", "status") else "right")
+    for r in rows:
+        table.add_row(
+            str(r["venue"]),
+            str(r["symbol"] or ""),
+            f"{r['bid']:.8g}",
+            f"{r['bid_size']:.6g}",
+            f"{r['ask']:.8g}",
+            f"{r['ask_size']:.6g}",
+            f"{r['spread_bps']:.2f}",
+            f"{r['age_ms']:.0f}",
+            "[red]STALE[/]" if r["stale"] else "[green]fresh[/]",
+        )
+    if snap.skipped:
+        table.caption = f"skipped malformed entries: {snap.skipped}"
+    out.print(table)
 
 
 @app.command()

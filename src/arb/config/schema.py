@@ -114,7 +114,7 @@ class Coverage(Strict):
 
 class GridSettings(Strict):
     key_prefix: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] = "arb"
-    feed_maxlen: Annotated[int, Field(gt=0)] = 100_000
+    feed_maxlen: Annotated[int, Field(gt=0)] = 10_000
     """Approximate number of change-feed entries Redis keeps; a follower further behind rebuilds from a snapshot."""
     socket_timeout_s: Annotated[float, Field(gt=0)] = 2.0
     """A Redis call slower than this counts as Redis down (FAULTS M8: fail closed, do not wait forever)."""

@@ -1,0 +1,361 @@
+"""A numpy mirror of the grid that follows the change feed: the scanner's in-process view of every quote.
+
+Why a mirror: the scanner evaluates 300 instruments × 20 venues many times a second; reading Redis each time would
+cost a round trip and a decode per pass. The mirror holds (instruments × venues) float64/int64 arrays, updated from
+the feed in vectorised batches, so a scanner pass is pure numpy.
+
+Why it can be trusted (fail closed, FAULTS M8): it is `valid` only while it is provably in step with Redis. It goes
+invalid when Redis is unreachable or too slow (socket timeout), and when it detects a gap in the feed counter
+(entries trimmed because it lagged, or Redis restarted empty). While invalid, `fresh_mask` is all False, so no
+decision is made on it. It then retries with capped exponential backoff, rebuilds from a consistent snapshot (which
+says exactly where in the feed to continue), and records the gap in `gaps` (also logged and counted).
+
+Staleness needs no connection at all: ages come from each quote's receive time, so a quiet or dead feed makes quotes
+stale on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Final, Literal
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from arb.grid import _tasks, codec
+from arb.grid.errors import GridLayoutMismatch, GridUnavailable
+from arb.grid.store import FeedPosition, GridSnapshot
+from arb.metrics import (
+    GRID_MIRROR_GAPS,
+    GRID_MIRROR_LAG_SECONDS,
+    GRID_MIRROR_REBUILD_SECONDS,
+    GRID_MIRROR_VALID,
+)
+from arb.model import Quote
+
+if TYPE_CHECKING:
+    from arb.grid.store import PriceGrid
+
+log = logging.getLogger(__name__)
+
+GapReason = Literal["trimmed", "restart", "unavailable", "error"]
+FloatArray = npt.NDArray[np.float64]
+Int64Array = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_INT64_MAX: Final = np.iinfo(np.int64).max
+_IDLE_MISMATCHES_BEFORE_REBUILD: Final = 2
+
+
+class MirrorGap(msgspec.Struct, frozen=True):
+    """One loss of continuity with the feed, recorded when the mirror had rebuilt past it.
+
+    `since_ns`/`until_ns`: when it was detected (or Redis became unreachable) and when the rebuild finished.
+    `missed`: feed entries the mirror never saw (None when unknown: Redis lost its data).
+    """
+
+    reason: GapReason
+    since_ns: int
+    until_ns: int
+    last_c: int
+    resumed_c: int
+    missed: int | None
+
+    @property
+    def duration_ns(self) -> int:
+        return self.until_ns - self.since_ns
+
+
+class _Lost(msgspec.Struct):
+    reason: GapReason
+    since_ns: int
+    missed: int | None = None
+
+
+class GridMirror:
+    """(instruments × venues) arrays of the grid's top of book, kept in step with Redis by `follow()`.
+
+    Arrays are updated in place (a reference taken once stays current); empty cells are NaN (prices, sizes) and 0
+    (times, sequence). Use from one event loop: `apply`/`rebuild` never yield mid-update, so a reader on the same loop
+    never sees a half-applied batch.
+    """
+
+    def __init__(
+        self,
+        grid: PriceGrid,
+        *,
+        block_ms: int = 500,
+        count: int = 1000,
+        backoff_initial_s: float = 0.05,
+        backoff_max_s: float = 2.0,
+        now_ns: Callable[[], int] | None = None,
+    ) -> None:
+        self.grid = grid
+        self.layout = grid.layout
+        timeout = grid.client.connection_pool.connection_kwargs.get("socket_timeout")
+        # XREAD BLOCK must return before the socket timeout, or a quiet feed would read as a dead Redis.
+        self._block_ms = block_ms if not timeout else max(1, min(block_ms, int(float(timeout) * 1000 / 2)))
+        self._count = count
+        self._backoff_initial_s = backoff_initial_s
+        self._backoff_max_s = backoff_max_s
+        self._now_ns = now_ns or grid.now_ns
+        shape = self.layout.shape
+        self.bid: FloatArray = np.full(shape, np.nan)
+        self.ask: FloatArray = np.full(shape, np.nan)
+        self.bid_size: FloatArray = np.full(shape, np.nan)
+        self.ask_size: FloatArray = np.full(shape, np.nan)
+        self.ts_exchange: Int64Array = np.zeros(shape, np.int64)
+        self.ts_recv: Int64Array = np.zeros(shape, np.int64)
+        self.sequence: Int64Array = np.zeros(shape, np.int64)
+        self._flat = {
+            name: getattr(self, name).reshape(-1) for name in (*codec.FLOAT_FIELDS, *codec.INT_FIELDS)
+        }  # views: writing them writes the 2-D arrays
+        self._max_age_ns = self.layout.max_age_ns[None, :]
+        self._valid = False
+        self._last_c = 0
+        self._last_id = "0-0"
+        self._run_id: str | None = None
+        self._lost: _Lost | None = None
+        self._idle_mismatches = 0
+        self._waiting_logged = False
+        self._changed = asyncio.Event()
+        self.gaps: list[MirrorGap] = []
+        self.skipped: dict[str, int] = {}
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    @property
+    def valid(self) -> bool:
+        """True only while in step with Redis; False before the first rebuild, while Redis is unreachable, and
+        between detecting a gap and rebuilding past it."""
+        return self._valid
+
+    @property
+    def position(self) -> FeedPosition:
+        """The last feed entry applied (c, stream id)."""
+        return FeedPosition(self._last_c, self._last_id)
+
+    def _set_valid(self, valid: bool) -> None:
+        self._valid = valid
+        GRID_MIRROR_VALID.set(1 if valid else 0)
+        self._notify()
+
+    def _notify(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def _merge_skips(self, skips: codec.Skips) -> None:
+        for reason, n in skips.counts.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    # --- the hot path -----------------------------------------------------------------------------------------
+
+    @property
+    def present(self) -> BoolArray:
+        present: BoolArray = self.ts_recv > 0
+        return present
+
+    def ages_ns(self, now_ns: int | None = None) -> Int64Array:
+        """Receive-time age of every cell; int64 max for empty cells."""
+        now = self._now_ns() if now_ns is None else now_ns
+        ages: Int64Array = np.where(self.ts_recv > 0, now - self.ts_recv, _INT64_MAX)
+        return ages
+
+    def fresh_mask(self, now_ns: int | None = None) -> BoolArray:
+        """True where a quote exists and is within its venue's age limit, and only while the mirror is valid."""
+        if not self._valid:
+            return np.zeros(self.layout.shape, np.bool_)
+        fresh: BoolArray = (self.ts_recv > 0) & codec.fresh_mask(self.ages_ns(now_ns), self._max_age_ns)
+        return fresh
+
+    def apply(self, quotes: Sequence[Quote]) -> int:
+        """Apply quotes in order (the last per cell wins, as in Redis); unknown or unsound ones are skipped and
+        counted. Returns how many were applied. Validity is untouched: that is the follower's business."""
+        if not quotes:
+            return 0
+        packed = codec.pack(self.layout, quotes)
+        if packed.rejected:
+            skips = codec.Skips("mirror_apply")
+            for r in packed.rejected:
+                skips.record(r.reason, f"{r.quote.instrument}|{r.quote.venue}", r.problem)
+            self._merge_skips(skips)
+        if not packed.cells:
+            return 0
+        latest = dict(zip(packed.cells, range(len(packed.cells)), strict=True))
+        cells = np.fromiter(latest.keys(), np.int64, len(latest))
+        rows = np.fromiter(latest.values(), np.int64, len(latest))
+        rec = packed.records[rows]
+        for name, flat in self._flat.items():
+            flat[cells] = rec[name]
+        self._notify()
+        return len(packed.quotes)
+
+    def load(self, snapshot: GridSnapshot) -> None:
+        """Replace every cell with the snapshot's and continue from its feed position."""
+        if snapshot.layout != self.layout:
+            raise ValueError(f"snapshot of {snapshot.layout!r} does not fit mirror of {self.layout!r}")
+        for name in (*codec.FLOAT_FIELDS, *codec.INT_FIELDS):
+            getattr(self, name)[...] = getattr(snapshot, name)
+        self._last_c, self._last_id = snapshot.position.c, snapshot.position.id
+        self._notify()
+
+    # --- following Redis --------------------------------------------------------------------------------------
+
+    async def rebuild(self) -> GridSnapshot:
+        """Reload every cell from a consistent snapshot; the mirror is valid afterwards. Raises GridUnavailable
+        (and leaves the mirror invalid) when Redis cannot be read."""
+        started = time.perf_counter()
+        try:
+            run_id = await self.grid.server_run_id()
+            snapshot = await self.grid.read_grid()
+        except BaseException:
+            self._set_valid(False)
+            raise
+        self.load(snapshot)
+        self._run_id = run_id
+        if snapshot.skipped:
+            for reason, n in snapshot.skipped.items():
+                self.skipped[reason] = self.skipped.get(reason, 0) + n
+        self._set_valid(True)
+        GRID_MIRROR_REBUILD_SECONDS.observe(time.perf_counter() - started)
+        return snapshot
+
+    def _mark_lost(self, reason: GapReason, missed: int | None = None, detail: str = "") -> None:
+        if self._run_id is None:  # never in step yet: nothing was lost, there is just nothing to trust so far
+            if self._valid or not self._waiting_logged:
+                self._waiting_logged = True
+                log.warning("grid.mirror_waiting reason=%s detail=%r", reason, detail)
+            self._set_valid(False)
+            return
+        if self._lost is None:
+            self._lost = _Lost(reason, self._now_ns(), missed)
+            log.warning(
+                "grid.mirror_invalid reason=%s last_c=%d missed=%s detail=%r", reason, self._last_c, missed, detail
+            )
+        self._set_valid(False)
+
+    async def _recover(self) -> None:
+        lost = self._lost
+        last_c, old_run_id = self._last_c, self._run_id
+        snapshot = await self.rebuild()
+        if lost is None:
+            return
+        reason, missed = lost.reason, lost.missed
+        restarted = old_run_id is not None and self._run_id != old_run_id
+        if restarted or snapshot.position.c < last_c:
+            reason, missed = "restart", None
+        elif reason in ("unavailable", "error"):
+            missed = snapshot.position.c - last_c
+        gap = MirrorGap(reason, lost.since_ns, self._now_ns(), last_c, snapshot.position.c, missed)
+        self.gaps.append(gap)
+        self._lost = None
+        GRID_MIRROR_GAPS.labels(reason).inc()
+        log.warning(
+            "grid.mirror_gap reason=%s duration_ms=%.1f last_c=%d resumed_c=%d missed=%s",
+            reason,
+            gap.duration_ns / 1e6,
+            last_c,
+            gap.resumed_c,
+            missed,
+        )
+
+    def _apply_entries(self, entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        skips = codec.Skips("follow")
+        batch: list[Quote] = []
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            c = codec.parse_counter(fields.get(b"c"))
+            if c is None:
+                skips.record("feed_bad_counter", entry_id, f"c={fields.get(b'c')!r}")
+                self._last_id = entry_id  # read past it; the counter of the next entry still detects a real gap
+                continue
+            if c <= self._last_c:
+                self._mark_lost("restart", None, f"feed counter went back from {self._last_c} to {c}")
+                break
+            if c != self._last_c + 1:
+                self._mark_lost("trimmed", c - self._last_c - 1, f"feed counter jumped from {self._last_c} to {c}")
+                break
+            payload = fields.get(b"q")
+            if payload is None:
+                skips.record("feed_undecodable", entry_id, "entry has no q field")
+            else:
+                batch.extend(codec.decode_feed_quotes(payload, entry_id, skips))
+            self._last_c, self._last_id = c, entry_id
+        if skips:
+            self._merge_skips(skips)
+        if batch:
+            self.apply(batch)
+            lag_ns = self._now_ns() - max(q.ts_recv for q in batch)
+            GRID_MIRROR_LAG_SECONDS.observe(max(lag_ns, 0) / 1e9)
+        self._notify()  # the position moved even if no quote did
+
+    async def _check_idle(self) -> None:
+        """After a quiet XREAD: a feed counter below ours means Redis restarted empty; one above ours twice in a row
+        means entries exist that XREAD does not return (their ids sort before ours: restarted with a clock behind)."""
+        current = await self.grid.position()
+        if current.c < self._last_c:
+            self._mark_lost("restart", None, f"feed counter is {current.c}, mirror has applied {self._last_c}")
+        elif current.c > self._last_c:
+            self._idle_mismatches += 1
+            if self._idle_mismatches >= _IDLE_MISMATCHES_BEFORE_REBUILD:
+                self._mark_lost("restart", None, f"feed at {current.c} but no entries after {self._last_id}")
+        else:
+            self._idle_mismatches = 0
+
+    async def _step(self) -> None:
+        if not self._valid:
+            await self._recover()
+        entries = await self.grid.read_feed(self._last_id, count=self._count, block_ms=self._block_ms)
+        if entries:
+            self._idle_mismatches = 0
+            self._apply_entries(entries)
+        else:
+            await self._check_idle()
+
+    async def follow(self) -> None:
+        """Follow the feed until cancelled: rebuild first, then apply entries as they come; on Redis trouble go
+        invalid, retry with capped backoff, rebuild and record the gap. Never returns normally."""
+        backoff = self._backoff_initial_s
+        while True:
+            _tasks.raise_if_cancelling()
+            try:
+                await self._step()
+                backoff = self._backoff_initial_s
+            except GridUnavailable as e:
+                self._mark_lost("unavailable", None, e.reason)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max_s)
+            except GridLayoutMismatch as e:
+                self._set_valid(False)
+                log.error("grid.mirror_layout_mismatch error=%r", str(e))
+                await asyncio.sleep(self._backoff_max_s)
+            except Exception as e:  # a bug must not leave a mirror that says valid but no longer follows
+                log.exception("grid.mirror_follow_failed")
+                self._mark_lost("error", None, repr(e))
+                await asyncio.sleep(self._backoff_max_s)
+
+    @contextlib.asynccontextmanager
+    async def following(self) -> AsyncIterator[GridMirror]:
+        """`async with mirror.following():` runs `follow()` in a named background task, cancelled on exit."""
+        task = _tasks.spawn(self.follow(), name=f"grid-mirror-{self.grid.keys.feed}")
+        try:
+            yield self
+        finally:
+            await _tasks.cancel_and_wait(task)
+            self._set_valid(False)
+
+    async def wait_until(self, predicate: Callable[[GridMirror], bool], timeout_s: float) -> bool:
+        """Wait (up to `timeout_s`) until `predicate(mirror)` holds, re-checking after every change; False on
+        timeout. For start-up ("wait until valid") and tests."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not predicate(self):
+                    await self._changed.wait()
+        except TimeoutError:
+            return predicate(self)
+        return True
