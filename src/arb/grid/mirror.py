@@ -27,7 +27,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from arb.grid import _tasks, codec
+from arb import tasks
+from arb.grid import codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable
 from arb.grid.store import FeedPosition, GridSnapshot
 from arb.metrics import (
@@ -322,7 +323,7 @@ class GridMirror:
         invalid, retry with capped backoff, rebuild and record the gap. Never returns normally."""
         backoff = self._backoff_initial_s
         while True:
-            _tasks.raise_if_cancelling()
+            tasks.raise_if_cancelling()
             try:
                 await self._step()
                 backoff = self._backoff_initial_s
@@ -342,11 +343,11 @@ class GridMirror:
     @contextlib.asynccontextmanager
     async def following(self) -> AsyncIterator[GridMirror]:
         """`async with mirror.following():` runs `follow()` in a named background task, cancelled on exit."""
-        task = _tasks.spawn(self.follow(), name=f"grid-mirror-{self.grid.keys.feed}")
+        task = tasks.spawn(self.follow(), name=f"grid-mirror-{self.grid.keys.feed}")
         try:
             yield self
         finally:
-            await _tasks.cancel_and_wait(task)
+            await tasks.cancel_and_wait(task)
             self._set_valid(False)
 
     async def wait_until(self, predicate: Callable[[GridMirror], bool], timeout_s: float) -> bool:

@@ -51,7 +51,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from arb.grid import _tasks, codec
+from arb import tasks
+from arb.grid import codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable, InvalidQuote
 from arb.grid.layout import GridLayout
 from arb.metrics import GRID_QUOTES_WRITTEN, GRID_READ_SECONDS, GRID_UNAVAILABLE, GRID_WRITE_SECONDS
@@ -492,13 +493,13 @@ class PriceGrid:
                     prepared = self.prepare(batch)
                 finally:  # also when prepare refuses the batch: what is in flight lands first
                     await settle()
-                task = _tasks.spawn(self.send(prepared), name="grid-write", report=False)
+                task = tasks.spawn(self.send(prepared), name="grid-write", report=False)
                 in_flight = (task, prepared.n_quotes)
-                await _tasks.let_run(task)
+                await tasks.let_run(task)
             await settle()
         finally:
             if in_flight is not None:  # cancelled while a batch was in flight; its outcome is unknown
-                await _tasks.cancel_and_wait(in_flight[0])
+                await tasks.cancel_and_wait(in_flight[0])
         return written
 
     async def _run_write(self, chunks: list[list[bytes | str | int]]) -> tuple[int, bytes]:

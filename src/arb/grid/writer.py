@@ -18,7 +18,8 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final, Literal
 
-from arb.grid import _tasks, codec
+from arb import tasks
+from arb.grid import codec
 from arb.grid.errors import GridError, InvalidQuote
 from arb.metrics import GRID_WRITER_DROPPED
 from arb.model import Quote
@@ -125,7 +126,7 @@ class GridWriter:
 
     async def _run(self) -> None:
         while True:
-            _tasks.raise_if_cancelling()
+            tasks.raise_if_cancelling()
             try:
                 async with asyncio.timeout(self._max_delay_s):
                     await self._wake.wait()
@@ -146,14 +147,14 @@ class GridWriter:
         if self._state != "new":
             raise RuntimeError(f"GridWriter is {self._state}; it cannot be opened again")
         self._state = "open"
-        self._task = _tasks.spawn(self._run(), name=f"grid-writer-{id(self):x}")
+        self._task = tasks.spawn(self._run(), name=f"grid-writer-{id(self):x}")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._state = "closed"
         if self._task is not None:
             async with self._lock:  # an in-flight flush completes first; its batch is not cut off mid-write
-                await _tasks.cancel_and_wait(self._task)
+                await tasks.cancel_and_wait(self._task)
             self._task = None
         if self._pending:
             try:

@@ -1,8 +1,8 @@
-"""Background tasks the grid owns: named, referenced, logged when they fail, cancelled *and awaited* on shutdown.
+"""Background tasks: named, referenced, logged when they fail, cancelled *and awaited* on shutdown.
 
 Why not a bare `asyncio.create_task`: the loop keeps only a weak reference (a task can be collected mid-flight), an
 unnamed task is anonymous in every dump, and an exception in a task nobody awaits is reported late or never
-(STYLE: async lifecycle). This is small on purpose; a project-wide helper can replace it.
+(STYLE: async lifecycle). Every room starts its background work through `spawn`.
 """
 
 from __future__ import annotations
