@@ -17,8 +17,9 @@ import numpy.typing as npt
 
 from arb.grid import FeedPosition, GridLayout, PriceGrid
 from arb.model import Quote
+from tests.support import NS
 
-from .support import NS, open_grid
+from .support import open_grid
 
 WRITERS = 4
 GENERATIONS = 25

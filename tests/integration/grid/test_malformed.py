@@ -11,8 +11,9 @@ import pytest
 
 from arb.grid import PriceGrid, codec
 from arb.model import encode_quote
+from tests.support import Clock, quote
 
-from .support import LAYOUT, Clock, metric, open_grid, quote
+from .support import LAYOUT, metric, open_grid
 
 
 @pytest.fixture

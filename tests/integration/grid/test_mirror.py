@@ -10,8 +10,9 @@ import pytest
 
 from arb.grid import GridUnavailable, PriceGrid
 from arb.grid.embedded import EmbeddedRedis
+from tests.support import NS, Clock, quote
 
-from .support import LAYOUT, NS, Clock, metric, metric_total, open_grid, quote
+from .support import LAYOUT, metric, metric_total, open_grid
 
 
 @pytest.fixture

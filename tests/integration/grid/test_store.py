@@ -10,8 +10,9 @@ import pytest
 from arb.grid import GridLayout, GridLayoutMismatch, InvalidQuote, PriceGrid
 from arb.grid.store import FeedPosition
 from arb.model import decode_quotes
+from tests.support import MS, NS, Clock, quote
 
-from .support import LAYOUT, MS, NS, Clock, open_grid, quote
+from .support import LAYOUT, open_grid
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import pytest
 
 from arb.grid import GridUnavailable
 from arb.grid.embedded import EmbeddedRedis
+from tests.support import quote
 
-from .support import metric, open_grid, quote
+from .support import metric, open_grid
 
 
 async def test_reads_and_writes_on_a_stopped_redis_raise_grid_unavailable(private_redis: EmbeddedRedis) -> None:

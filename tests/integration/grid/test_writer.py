@@ -10,8 +10,9 @@ import pytest
 from arb.grid import InvalidQuote, PriceGrid
 from arb.grid.embedded import EmbeddedRedis
 from arb.model import decode_quotes
+from tests.support import Clock, quote
 
-from .support import Clock, eventually, metric, open_grid, quote
+from .support import eventually, metric, open_grid
 
 
 @pytest.fixture

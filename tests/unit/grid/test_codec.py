@@ -12,23 +12,9 @@ from hypothesis import strategies as st
 
 from arb.grid import GridLayout, codec
 from arb.model import Quote, encode_quote, encode_quotes, quote_problems
+from tests.support import NS, quote
 
-NS = 1_700_000_000_000_000_000
 LAYOUT = GridLayout.from_lists(["BTC/USD", "ETH/USD", "SOL/USD"], ["binance", "kraken"], 1000)
-
-
-def quote(venue: str = "binance", instrument: str = "BTC/USD", **over: object) -> Quote:
-    fields: dict[str, object] = {
-        "bid": 100.0,
-        "bid_size": 1.0,
-        "ask": 100.5,
-        "ask_size": 2.0,
-        "ts_exchange": NS,
-        "ts_recv": NS + 1000,
-        "sequence": 1,
-    }
-    fields.update(over)
-    return Quote(venue=venue, instrument=instrument, **fields)  # type: ignore[arg-type]
 
 
 prices = st.one_of(

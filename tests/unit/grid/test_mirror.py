@@ -9,35 +9,11 @@ import pytest
 
 from arb.grid import GridLayout, GridMirror, GridSnapshot, PriceGrid, codec
 from arb.grid.store import FeedPosition
-from arb.model import Quote
+from tests.support import MS, NS, Clock, quote
 
-NS = 1_700_000_000_000_000_000
-MS = 1_000_000
 LAYOUT = GridLayout.from_lists(
     ["BTC/USD", "ETH/USD"], ["binance", "kraken", "dex"], {"binance": 1000, "kraken": 1000, "dex": 10_000}
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NS
-
-    def __call__(self) -> int:
-        return self.now
-
-
-def quote(venue: str = "binance", instrument: str = "BTC/USD", **over: object) -> Quote:
-    fields: dict[str, object] = {
-        "bid": 100.0,
-        "bid_size": 1.0,
-        "ask": 100.5,
-        "ask_size": 2.0,
-        "ts_exchange": NS - 5 * MS,
-        "ts_recv": NS,
-        "sequence": 1,
-    }
-    fields.update(over)
-    return Quote(venue=venue, instrument=instrument, **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
