@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Iterator
 
-import redis.asyncio as aioredis
 from rich.console import Console
 
 from arb.config import Settings
@@ -34,22 +33,31 @@ def grid_redis(settings: Settings) -> Iterator[tuple[str, bool]]:
 
 async def run_demo(settings: Settings, console: Console) -> int:
     from arb.cli import coverage_table
+    from arb.grid import GridError, GridLayout, PriceGrid
 
     with grid_redis(settings) as (url, embedded):
-        client = aioredis.Redis.from_url(url, socket_timeout=settings.grid.socket_timeout_s)
+        layout = GridLayout.from_settings(settings)
         try:
-            t0 = time.perf_counter()
-            await client.ping()
-            ping_ms = (time.perf_counter() - t0) * 1e3
-            info = await client.info("server")
-        except (aioredis.ConnectionError, aioredis.TimeoutError) as exc:
-            sys.stderr.write(f"grid Redis at {mask_url(url)} is unreachable: {exc}\n")
+            async with PriceGrid.from_url(url, layout, settings.grid) as grid:
+                t0 = time.perf_counter()
+                await grid.ping()
+                ping_ms = (time.perf_counter() - t0) * 1e3
+                info = await grid.client.info("server")
+                mirror = grid.mirror()
+                t0 = time.perf_counter()
+                snapshot = await mirror.rebuild()
+                rebuild_ms = (time.perf_counter() - t0) * 1e3
+        except GridError as exc:
+            sys.stderr.write(f"grid Redis at {mask_url(url)}: {exc}\n")
             return 1
-        finally:
-            await client.aclose()
         origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
         console.print(
             f"grid Redis: {mask_url(url)} ({origin}, redis {info.get('redis_version')}, ping {ping_ms:.2f} ms)"
+        )
+        n_inst, n_venues = layout.shape
+        console.print(
+            f"grid: {n_inst} instruments x {n_venues} venues, {int(snapshot.present.sum())} cells quoted, "
+            f"feed at c={snapshot.position.c}; mirror rebuilt in {rebuild_ms:.1f} ms"
         )
         console.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
         console.print(coverage_table(settings))

@@ -101,6 +101,7 @@ def test_demo_starts_embedded_redis_shows_coverage_and_stops_it() -> None:
     assert "embedded redis-server" in proc.stdout
     assert "coverage" in proc.stdout
     assert "300 instruments" in proc.stdout
+    assert "grid: 300 instruments x 21 venues, 0 cells quoted, feed at c=0" in proc.stdout
     started = re.search(r"embedded_redis\.started pid=(\d+)", proc.stderr)
     assert started, proc.stderr
     pid = int(started.group(1))
@@ -127,4 +128,4 @@ def test_demo_never_prints_the_redis_password(planted: str) -> None:
 
     assert proc.returncode == 1  # nothing listens on port 1
     assert "s3cret-planted" not in proc.stdout + proc.stderr
-    assert "grid Redis at redis://:***@127.0.0.1:1/0 is unreachable" in proc.stderr
+    assert "grid Redis at redis://:***@127.0.0.1:1/0: grid ping failed: Redis unavailable" in proc.stderr
