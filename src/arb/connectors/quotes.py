@@ -1,0 +1,104 @@
+"""ccxt structures -> Quote: the one place venue data becomes a grid value.
+
+Why here and not in each connector: every CEX goes through ccxt's unified order book / ticker structures, so one
+conversion, tested against each venue's own wire format, serves all of them. It takes the unified structures as
+plain mappings (ccxt's OrderBook is a dict subclass whose sides are lists of [price, amount(, ...)]) and never trusts
+them: a one-sided, crossed or non-finite book gives the reason (a str), never a Quote.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from arb.model import MAX_DEPTH, Quote, quote_problems
+
+Rejected = str
+"""Why a structure gave no Quote (counted per reason by the connector)."""
+
+
+def _levels(side: Any, depth: int) -> tuple[tuple[float, float], ...] | None:
+    if not isinstance(side, Sequence):
+        return None
+    out: list[tuple[float, float]] = []
+    for level in side[:depth]:
+        if not isinstance(level, Sequence) or len(level) < 2:
+            return None
+        price, size = level[0], level[1]
+        if not isinstance(price, int | float) or not isinstance(size, int | float):
+            return None
+        out.append((float(price), float(size)))
+    return tuple(out)
+
+
+def quote_from_order_book(
+    venue: str,
+    instrument: str,
+    book: Mapping[str, Any],
+    ts_recv: int,
+    *,
+    depth: int = MAX_DEPTH,
+    sequence: int | None = None,
+) -> Quote | Rejected:
+    """Top of book plus up to `depth` levels a side from a ccxt order book; the reason when unusable.
+
+    `ts_exchange` is the book's venue timestamp (ms -> ns) or, if the venue sends none, the receive time (so latency
+    metrics read 0 rather than inventing a value). `sequence` defaults to the book's `nonce` (the venue's update id).
+    """
+    depth = max(1, min(depth, MAX_DEPTH))
+    bids = _levels(book.get("bids"), depth)
+    asks = _levels(book.get("asks"), depth)
+    if bids is None or asks is None:
+        return "malformed book sides"
+    if not bids or not asks:
+        return "one-sided book"
+    ts_ms = book.get("timestamp")
+    ts_exchange = int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) and math.isfinite(ts_ms) else ts_recv
+    nonce = book.get("nonce")
+    seq = sequence if sequence is not None else (int(nonce) if isinstance(nonce, int) else 0)
+    q = Quote(
+        venue=venue,
+        instrument=instrument,
+        bid=bids[0][0],
+        bid_size=bids[0][1],
+        ask=asks[0][0],
+        ask_size=asks[0][1],
+        ts_exchange=ts_exchange,
+        ts_recv=ts_recv,
+        sequence=seq,
+        bids=bids,
+        asks=asks,
+    )
+    problems = quote_problems(q)
+    if problems:
+        return "; ".join(problems)
+    return q
+
+
+def quote_from_ticker(venue: str, instrument: str, ticker: Mapping[str, Any], ts_recv: int) -> Quote | Rejected:
+    """Top of book only, from a ccxt ticker / bids-asks entry (`bid`, `bidVolume`, `ask`, `askVolume`).
+
+    A missing size is read as unknown, so 0.0 (never invented): the scanner then sizes with its impact model.
+    """
+    bid, ask = ticker.get("bid"), ticker.get("ask")
+    if not isinstance(bid, int | float) or not isinstance(ask, int | float):
+        return "ticker without bid and ask"
+    bid_size = ticker.get("bidVolume")
+    ask_size = ticker.get("askVolume")
+    ts_ms = ticker.get("timestamp")
+    ts_exchange = int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) and math.isfinite(ts_ms) else ts_recv
+    q = Quote(
+        venue=venue,
+        instrument=instrument,
+        bid=float(bid),
+        bid_size=float(bid_size) if isinstance(bid_size, int | float) else 0.0,
+        ask=float(ask),
+        ask_size=float(ask_size) if isinstance(ask_size, int | float) else 0.0,
+        ts_exchange=ts_exchange,
+        ts_recv=ts_recv,
+    )
+    problems = quote_problems(q)
+    if problems:
+        return "; ".join(problems)
+    return q
