@@ -73,3 +73,48 @@ GRID_MIRROR_LAG_SECONDS: Final = Histogram(
     "Receive-time age of the newest quote in each feed batch when a GridMirror applies it (feed + apply latency).",
     buckets=_FAST_SECONDS,
 )
+
+# --- connectors (arb.connectors) -------------------------------------------------------------------------------------
+# `venue` is a label here: the configured venue ids are a small closed set (about 20), unlike symbols.
+
+CONNECTOR_UP: Final = Gauge(
+    "arb_connector_up",
+    "1 while a venue's market-data stream is connected and fresh, 0 while it is down, reconnecting or stale.",
+    ["venue"],
+)
+CONNECTOR_MESSAGES: Final = Counter(
+    "arb_connector_messages_total",
+    "Book/ticker updates a connector received from ccxt (one per updated symbol), before conversion.",
+    ["venue"],
+)
+CONNECTOR_QUOTES: Final = Counter(
+    "arb_connector_quotes_total", "Quotes a connector handed to the grid writer.", ["venue"]
+)
+CONNECTOR_REJECTED: Final = Counter(
+    "arb_connector_rejected_total",
+    "Updates that gave no Quote, by reason: `one_sided`, `crossed`, `malformed`, `unknown_symbol`, `invalid`.",
+    ["venue", "reason"],
+)
+CONNECTOR_RECONNECTS: Final = Counter(
+    "arb_connector_reconnects_total",
+    "Times a connector tore down its exchange session and started again, by cause (network, maintenance, "
+    "rate_limit, stall, error).",
+    ["venue", "cause"],
+)
+CONNECTOR_GAPS: Final = Counter(
+    "arb_connector_gaps_total",
+    "Book resyncs after a sequence gap or checksum error reported by ccxt (InvalidNonce / ChecksumError).",
+    ["venue"],
+)
+CONNECTOR_LATENCY_SECONDS: Final = Histogram(
+    "arb_connector_latency_seconds",
+    "Per venue and stage: `exchange_to_recv` (venue timestamp to our receive time; needs synced clocks) and "
+    "`recv_to_grid` (receive time to the grid write that carried the quote).",
+    ["venue", "stage"],
+    buckets=_FAST_SECONDS,
+)
+CONNECTOR_STALE_SECONDS: Final = Counter(
+    "arb_connector_stale_seconds_total",
+    "Seconds a venue spent down or stale (its quotes unusable), accumulated when it recovers.",
+    ["venue"],
+)

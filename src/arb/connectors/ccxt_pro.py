@@ -1,0 +1,457 @@
+"""The one generic CEX connector: a real ccxt.pro exchange per venue, its book updates as Quotes into a sink.
+
+Why one connector and no per-venue code: ccxt.pro already speaks each venue's WebSocket dialect (subscriptions, book
+snapshots + diffs, sequence and checksum checks); venue specifics here are configuration (ccxt id, symbols, URLs).
+
+Lifecycle of one venue (`run()`, until cancelled; it never raises anything but CancelledError):
+
+    create exchange -> load markets (REST, rate limited) -> watch books -> ... error -> close -> backoff -> again
+
+* Subscriptions use the best method the venue has (`exchange.has`): `watchOrderBookForSymbols` (one stream, chunked
+  to the venue's limit), else one `watchOrderBook` task per symbol, else `watchBidsAsks` / `watchTickers` (top of book
+  only; the Quote then has no depth and the scanner uses its impact model).
+* Symbols the venue's markets do not list are dropped with a warning (instruments.yaml is a curated snapshot).
+* A sequence gap or checksum error (ccxt `InvalidNonce` / `ChecksumError`) invalidates that book: it is counted, no
+  Quote is produced from it, and the next watch call makes ccxt rebuild it from a fresh snapshot (FAULTS M3).
+* Watchdogs (FAULTS M1/M2, STYLE "a feed that looks alive but is dead"): no update for `stall_budget` (max of 2x the
+  median gap between updates and 1 s, once measured), or updates whose venue timestamps stopped advancing, marks the
+  venue stale and forces a reconnect.
+* Network errors, maintenance and 429s tear the session down and retry with exponential backoff and full jitter,
+  never sooner than a Retry-After the venue sent. ccxt's own rate limiter stays on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final, Literal
+
+import msgspec
+
+from arb import tasks
+from arb.config.schema import VenueConfig
+from arb.connectors.quotes import quote_from_order_book, quote_from_ticker
+from arb.connectors.urls import point_at_local
+from arb.metrics import (
+    CONNECTOR_GAPS,
+    CONNECTOR_LATENCY_SECONDS,
+    CONNECTOR_MESSAGES,
+    CONNECTOR_QUOTES,
+    CONNECTOR_RECONNECTS,
+    CONNECTOR_REJECTED,
+    CONNECTOR_STALE_SECONDS,
+    CONNECTOR_UP,
+)
+from arb.model import MAX_DEPTH, Quote
+
+log = logging.getLogger(__name__)
+
+State = Literal["starting", "connected", "stale", "down"]
+Sink = Callable[[Quote], None]
+ExchangeFactory = Callable[[str, dict[str, Any]], Any]
+
+MIN_STALL_BUDGET_S: Final = 1.0
+FIRST_UPDATE_TIMEOUT_S: Final = 15.0
+"""Before any gap is measured: connect + markets + snapshot must produce a first update within this."""
+GAP_SAMPLES: Final = 200
+LATENCY_SAMPLES: Final = 2048
+
+
+class LocalEndpoint(msgspec.Struct, frozen=True):
+    """Where a local (sim) venue listens; the real ccxt class is pointed at it by URL override."""
+
+    http_url: str
+    ws_url: str
+
+
+class ConnectorOptions(msgspec.Struct, frozen=True):
+    """Timing knobs; the defaults are for real venues, tests shrink them."""
+
+    depth: int = MAX_DEPTH
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    min_stall_budget_s: float = MIN_STALL_BUDGET_S
+    first_update_timeout_s: float = FIRST_UPDATE_TIMEOUT_S
+
+
+class VenueStatus(msgspec.Struct):
+    """What the supervisor, the demo and the API show about one venue's feed."""
+
+    venue: str
+    state: State = "starting"
+    since_ns: int = 0
+    symbols: int = 0
+    updates: int = 0
+    quotes: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    stalls: int = 0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    last_update_ns: int = 0
+    last_error: str = ""
+    dropped_symbols: list[str] = msgspec.field(default_factory=list)
+
+
+class _Reconnect(Exception):
+    """Tear the session down and start again; `cause` labels the reconnect metric, `wait_s` is a floor."""
+
+    def __init__(self, cause: str, detail: str, wait_s: float = 0.0) -> None:
+        super().__init__(detail)
+        self.cause = cause
+        self.wait_s = wait_s
+
+
+def ccxt_pro_factory(ccxt_id: str, options: dict[str, Any]) -> Any:
+    import ccxt.pro
+
+    return getattr(ccxt.pro, ccxt_id)(options)
+
+
+def _retry_after_s(exchange: Any) -> float:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            with contextlib.suppress(ValueError):
+                return max(0.0, float(value))
+    return 0.0
+
+
+class CcxtConnector:
+    """Streams one CEX venue's books into `sink` (normally `GridWriter.put`)."""
+
+    def __init__(
+        self,
+        venue_id: str,
+        venue: VenueConfig,
+        symbols: Mapping[str, str],
+        sink: Sink,
+        *,
+        endpoint: LocalEndpoint | None = None,
+        options: ConnectorOptions | None = None,
+        exchange_factory: ExchangeFactory = ccxt_pro_factory,
+        now_ns: Callable[[], int] = time.time_ns,
+        rng: random.Random | None = None,
+    ) -> None:
+        if venue.kind != "cex" or not venue.ccxt_id:
+            raise ValueError(f"venue {venue_id!r} is not a ccxt venue (kind={venue.kind})")
+        self.venue_id = venue_id
+        self.venue = venue
+        self.symbols = dict(symbols)
+        self.sink = sink
+        self.endpoint = endpoint
+        opts = options or ConnectorOptions()
+        self.depth = max(1, min(opts.depth, MAX_DEPTH))
+        self.backoff_initial_s = opts.backoff_initial_s
+        self.backoff_max_s = opts.backoff_max_s
+        self.min_stall_budget_s = opts.min_stall_budget_s
+        self.first_update_timeout_s = opts.first_update_timeout_s
+        self._factory = exchange_factory
+        self._now_ns = now_ns
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
+        self.status = VenueStatus(venue=venue_id, since_ns=now_ns())
+        self._gaps_ns: deque[int] = deque(maxlen=GAP_SAMPLES)
+        self.latencies_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
+        """exchange -> receive latency of recent updates (for p50/p99 in the demo and API)."""
+        self._max_ts_exchange = 0
+        self._ts_advanced_ns = 0
+        self._exchange: Any = None
+        self._frame_error: BaseException | None = None
+        CONNECTOR_UP.labels(venue_id).set(0)
+
+    # --- state ----------------------------------------------------------------------------------------------------
+
+    def _set_state(self, state: State, reason: str = "") -> None:
+        if state == self.status.state:
+            return
+        now = self._now_ns()
+        if self.status.state in ("down", "stale") and self.status.since_ns:
+            CONNECTOR_STALE_SECONDS.labels(self.venue_id).inc((now - self.status.since_ns) / 1e9)
+        log.info("connector.state venue=%s state=%s reason=%r", self.venue_id, state, reason)
+        self.status.state = state
+        self.status.since_ns = now
+        CONNECTOR_UP.labels(self.venue_id).set(1 if state == "connected" else 0)
+
+    @property
+    def stall_budget_s(self) -> float:
+        """FAULTS M1: max(2 x median gap between updates, 1 s); generous until a session's first update (connect,
+        markets and book snapshot take time) and until enough gaps are measured."""
+        if self.status.last_update_ns == 0 or len(self._gaps_ns) < 20:
+            return self.first_update_timeout_s
+        return max(2 * statistics.median(self._gaps_ns) / 1e9, self.min_stall_budget_s)
+
+    # --- the update path ------------------------------------------------------------------------------------------
+
+    def _reject(self, reason: str) -> None:
+        self.status.rejected[reason] = self.status.rejected.get(reason, 0) + 1
+        CONNECTOR_REJECTED.labels(self.venue_id, reason).inc()
+
+    def on_update(self, symbol: str, data: Mapping[str, Any], *, book: bool) -> None:
+        """Convert one ccxt order book / ticker to a Quote and hand it to the sink."""
+        now = self._now_ns()
+        status = self.status
+        if status.last_update_ns:
+            self._gaps_ns.append(now - status.last_update_ns)
+        status.last_update_ns = now
+        status.updates += 1
+        CONNECTOR_MESSAGES.labels(self.venue_id).inc()
+        instrument = self.symbols.get(symbol)
+        if instrument is None:
+            self._reject("unknown_symbol")
+            return
+        if book:
+            result = quote_from_order_book(self.venue_id, instrument, data, now, depth=self.depth)
+        else:
+            result = quote_from_ticker(self.venue_id, instrument, data, now)
+        if isinstance(result, str):
+            reason = "one_sided" if "one-sided" in result else "crossed" if "crossed" in result else "invalid"
+            self._reject(reason)
+            return
+        if result.ts_exchange > self._max_ts_exchange:
+            self._max_ts_exchange = result.ts_exchange
+            self._ts_advanced_ns = now
+        if result.ts_exchange != now:
+            lat = now - result.ts_exchange
+            self.latencies_ns.append(lat)
+            CONNECTOR_LATENCY_SECONDS.labels(self.venue_id, "exchange_to_recv").observe(max(lat, 0) / 1e9)
+        try:
+            self.sink(result)
+        except ValueError as exc:  # the grid refused it (InvalidQuote): a bug between conversion and grid rules
+            self._reject("invalid")
+            log.error("connector.quote_refused venue=%s symbol=%s error=%r", self.venue_id, symbol, str(exc))
+            return
+        status.quotes += 1
+        CONNECTOR_QUOTES.labels(self.venue_id).inc()
+        if status.state != "connected":
+            self._set_state("connected")
+
+    def owns_client(self, client: Any) -> bool:
+        """Whether `client` (a ccxt WebSocket client) belongs to this connector's current exchange session."""
+        clients = getattr(self._exchange, "clients", None) or {}
+        return any(c is client for c in clients.values())
+
+    def on_frame_error(self, exc: BaseException) -> None:
+        """A frame ccxt could not decode or handle (see `catching_frame_errors`): count it, reconnect at once."""
+        self._reject("malformed")
+        self._frame_error = exc
+        log.warning("connector.frame_error venue=%s error=%r", self.venue_id, str(exc)[:200])
+
+    # --- session ----------------------------------------------------------------------------------------------------
+
+    def _create(self) -> Any:
+        options: dict[str, Any] = {
+            "enableRateLimit": True,
+            "options": {"fetchCurrencies": False, "fetchMargins": False, "maxRetriesOnFailure": 0},
+        }
+        exchange = self._factory(str(self.venue.ccxt_id), options)
+        if self.endpoint is not None:
+            point_at_local(exchange, self.endpoint.http_url, self.endpoint.ws_url)
+        return exchange
+
+    async def _load_markets(self, exchange: Any) -> list[str]:
+        await exchange.load_markets()
+        listed = [s for s in self.symbols if s in exchange.markets]
+        dropped = sorted(set(self.symbols) - set(listed))
+        if dropped and dropped != self.status.dropped_symbols:
+            log.warning(
+                "connector.symbols_not_listed venue=%s count=%d first=%s", self.venue_id, len(dropped), dropped[:5]
+            )
+        self.status.dropped_symbols = dropped
+        self.status.symbols = len(listed)
+        if not listed:
+            raise _Reconnect("error", "the venue lists none of the configured symbols", self.backoff_max_s)
+        return listed
+
+    async def _watch_books_for_symbols(self, exchange: Any, symbols: list[str]) -> None:
+        while True:
+            try:
+                book = await exchange.watch_order_book_for_symbols(symbols)
+            except self._ccxt_errors().InvalidNonce as exc:  # includes ChecksumError
+                self._on_gap(str(exc))
+                continue
+            self.on_update(book["symbol"], book, book=True)
+
+    async def _watch_book(self, exchange: Any, symbol: str) -> None:
+        while True:
+            try:
+                book = await exchange.watch_order_book(symbol)
+            except self._ccxt_errors().InvalidNonce as exc:
+                self._on_gap(str(exc))
+                continue
+            self.on_update(symbol, book, book=True)
+
+    async def _watch_tops(self, exchange: Any, symbols: list[str], method: str) -> None:
+        watch = getattr(exchange, method)
+        while True:
+            tickers = await watch(symbols)
+            for symbol, ticker in tickers.items():
+                self.on_update(symbol, ticker, book=False)
+
+    def _on_gap(self, detail: str) -> None:
+        self.status.gaps += 1
+        CONNECTOR_GAPS.labels(self.venue_id).inc()
+        log.warning("connector.book_resync venue=%s detail=%r", self.venue_id, detail[:200])
+
+    @staticmethod
+    def _ccxt_errors() -> Any:
+        import ccxt
+
+        return ccxt
+
+    def _stream_tasks(self, exchange: Any, symbols: list[str]) -> list[asyncio.Task[None]]:
+        has = exchange.has
+        name = f"connector-{self.venue_id}"
+        if has.get("watchOrderBookForSymbols"):
+            limit = int(exchange.options.get("arbSymbolsPerStream", 100))
+            chunks = [symbols[i : i + limit] for i in range(0, len(symbols), limit)]
+            return [
+                tasks.spawn(self._watch_books_for_symbols(exchange, chunk), name=f"{name}-books-{i}", report=False)
+                for i, chunk in enumerate(chunks)
+            ]
+        if has.get("watchOrderBook"):
+            return [tasks.spawn(self._watch_book(exchange, s), name=f"{name}-book-{s}", report=False) for s in symbols]
+        for method, cap in (("watch_bids_asks", "watchBidsAsks"), ("watch_tickers", "watchTickers")):
+            if has.get(cap):
+                return [tasks.spawn(self._watch_tops(exchange, symbols, method), name=f"{name}-tops", report=False)]
+        raise _Reconnect("error", "the venue has no order book or ticker stream in ccxt.pro", self.backoff_max_s)
+
+    def _classify(self, exc: BaseException, exchange: Any) -> _Reconnect:
+        ccxt = self._ccxt_errors()
+        if isinstance(exc, _Reconnect):
+            return exc
+        if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
+            return _Reconnect("rate_limit", str(exc), _retry_after_s(exchange))
+        if isinstance(exc, ccxt.OnMaintenance | ccxt.ExchangeNotAvailable):
+            return _Reconnect("maintenance", str(exc), _retry_after_s(exchange))
+        if isinstance(exc, ccxt.NetworkError):
+            return _Reconnect("network", str(exc))
+        return _Reconnect("error", repr(exc))
+
+    async def _supervise(self, exchange: Any, streams: list[asyncio.Task[None]]) -> None:
+        """Wait on the stream tasks; raise _Reconnect when one fails or the feed stalls / freezes."""
+        while True:
+            budget = self.stall_budget_s
+            done, _ = await asyncio.wait(streams, timeout=min(budget / 2, 0.5), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                raise self._classify(exc if exc is not None else _Reconnect("error", "stream ended"), exchange)
+            if self._frame_error is not None:
+                exc, self._frame_error = self._frame_error, None
+                raise _Reconnect("malformed", f"frame ccxt could not handle: {exc!r}")
+            now = self._now_ns()
+            last = self.status.last_update_ns or self.status.since_ns
+            if (now - last) / 1e9 > budget:
+                self.status.stalls += 1
+                self._set_state("stale", f"no update for {(now - last) / 1e9:.2f}s (budget {budget:.2f}s)")
+                raise _Reconnect("stall", f"no update for {(now - last) / 1e9:.2f}s")
+            if self._ts_advanced_ns and (now - self._ts_advanced_ns) / 1e9 > max(budget, self.min_stall_budget_s):
+                self.status.stalls += 1
+                self._set_state("stale", "venue timestamps stopped advancing")
+                raise _Reconnect("stall", "venue timestamps stopped advancing")
+
+    async def run(self) -> None:
+        """Stream until cancelled. Every failure ends in a reconnect with backoff; none leaves this method."""
+        backoff = self.backoff_initial_s
+        while True:
+            tasks.raise_if_cancelling()
+            exchange = self._exchange = self._create()
+            self._frame_error = None
+            streams: list[asyncio.Task[None]] = []
+            updates_before = self.status.updates
+            wait = 0.0
+            try:
+                symbols = await self._load_markets(exchange)
+                self._ts_advanced_ns = 0
+                self._max_ts_exchange = 0
+                self.status.last_update_ns = 0
+                self.status.since_ns = self._now_ns()
+                streams = self._stream_tasks(exchange, symbols)
+                await self._supervise(exchange, streams)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # classified below: a connector never takes the process down
+                reconnect = self._classify(exc, exchange)
+                self.status.reconnects += 1
+                self.status.last_error = f"{reconnect.cause}: {str(reconnect)[:200]}"
+                CONNECTOR_RECONNECTS.labels(self.venue_id, reconnect.cause).inc()
+                if self.status.state != "stale":
+                    self._set_state("down", self.status.last_error)
+                if self.status.updates > updates_before:  # the session worked for a while: start backing off anew
+                    backoff = self.backoff_initial_s
+                wait = max(self._rng.uniform(0, backoff), reconnect.wait_s)
+                log.warning(
+                    "connector.reconnect venue=%s cause=%s wait_s=%.2f detail=%r",
+                    self.venue_id,
+                    reconnect.cause,
+                    wait,
+                    str(reconnect)[:200],
+                )
+                backoff = min(backoff * 2, self.backoff_max_s)
+            finally:
+                for task in streams:
+                    await tasks.cancel_and_wait(task)
+                with contextlib.suppress(Exception):
+                    await exchange.close()
+            if self.status.state == "stale":
+                self._set_state("down", "reconnecting after stall")
+            await asyncio.sleep(wait)
+
+    def latency_percentiles_ms(self) -> dict[str, float]:
+        if not self.latencies_ns:
+            return {"p50": 0.0, "p99": 0.0}
+        ordered = sorted(self.latencies_ns)
+        return {
+            "p50": ordered[len(ordered) // 2] / 1e6,
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6,
+        }
+
+
+def _ccxt_client_of(exc: BaseException) -> Any:
+    from ccxt.async_support.base.ws.client import Client
+
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if isinstance(candidate, Client):
+            return candidate
+        tb = tb.tb_next
+    return None
+
+
+@contextlib.contextmanager
+def catching_frame_errors(connectors: Iterable[CcxtConnector]) -> Iterator[None]:
+    """Route exceptions raised while ccxt.pro handles a frame to the connector that owns the connection.
+
+    Why: ccxt.pro decodes and dispatches each frame inside an asyncio done-callback. An exception there (malformed
+    JSON; on some venues a checksum error raised from the handler) is only logged by asyncio, and that connection's
+    receive loop silently stops: the socket stays open, nothing arrives (a feed that looks alive but is dead). This
+    handler counts it against the venue (`rejected["malformed"]`) and makes its connector reconnect at once, instead
+    of waiting for the stall watchdog. Anything else goes to the previous handler. Restored on exit.
+    """
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    owners = list(connectors)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        client = _ccxt_client_of(exc) if isinstance(exc, BaseException) else None
+        if client is not None:
+            for connector in owners:
+                if connector.owns_client(client):
+                    connector.on_frame_error(exc)  # type: ignore[arg-type]
+                    return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)

@@ -1,0 +1,154 @@
+"""The generic connector end to end: real ccxt.pro binance -> local Binance venue -> connector -> real Redis grid.
+
+Each test ends by comparing the grid with the venue's own book: whatever the fault, the grid never holds a wrong book.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from arb.config import load_settings
+from arb.connectors.ccxt_pro import CcxtConnector, ConnectorOptions, LocalEndpoint, catching_frame_errors
+from arb.grid import GridLayout, GridWriter, PriceGrid
+from arb.model import quote_problems
+from arb.sim.server import SimVenue
+from arb.tasks import cancel_and_wait, spawn
+from tests.integration.sim.support import SYMBOLS, binance_venue, eventually
+
+FAST = ConnectorOptions(backoff_initial_s=0.05, backoff_max_s=0.5, min_stall_budget_s=0.5, first_update_timeout_s=5.0)
+INSTRUMENTS = list(SYMBOLS)
+
+
+@asynccontextmanager
+async def streaming(
+    venue: SimVenue, redis_url: str, options: ConnectorOptions = FAST
+) -> AsyncIterator[tuple[CcxtConnector, PriceGrid]]:
+    layout = GridLayout.from_lists(INSTRUMENTS, ["binance"], {"binance": 2000})
+    cfg = load_settings().venues["binance"]
+    async with PriceGrid.from_url(redis_url, layout) as grid, grid.writer(max_delay_ms=2.0) as writer:
+        connector = connector_for(venue, writer, cfg, options)
+        with catching_frame_errors([connector]):
+            task = spawn(connector.run(), name="test-connector")
+            try:
+                yield connector, grid
+            finally:
+                await cancel_and_wait(task)
+
+
+def connector_for(venue: SimVenue, writer: GridWriter, cfg: object, options: ConnectorOptions) -> CcxtConnector:
+    from arb.config.schema import VenueConfig
+
+    assert isinstance(cfg, VenueConfig)
+    symbols = {sym: inst for inst, sym in SYMBOLS.items()}
+    return CcxtConnector(
+        "binance", cfg, symbols, writer.put, endpoint=LocalEndpoint(venue.http_url, venue.ws_url), options=options
+    )
+
+
+async def grid_matches_venue(grid: PriceGrid, venue: SimVenue) -> bool:
+    """True when every instrument's grid quote is the venue's current top of book, at the venue's update id."""
+    for instrument, symbol in SYMBOLS.items():
+        snap = await grid.read_instrument(instrument)
+        view = snap.venues.get("binance")
+        book = venue.book_for_symbol(symbol)
+        if view is None or view.quote.sequence != book.update_id:
+            return False
+        bid, bid_size, ask, ask_size = book.top()
+        q = view.quote
+        assert (q.bid, q.bid_size, q.ask, q.ask_size) == (bid, bid_size, ask, ask_size), "same update id, other book"
+        assert quote_problems(q) == []
+    return True
+
+
+async def settle(venue: SimVenue, grid: PriceGrid, timeout_s: float = 5.0) -> None:
+    """Stop the venue's market moving and wait until the grid shows exactly the venue's books."""
+    await venue.market.close()
+    await eventually(lambda: grid_matches_venue(grid, venue), timeout_s)
+
+
+async def test_quotes_in_the_grid_match_the_venues_book(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 30, 10)
+
+        await settle(venue, grid)
+
+        assert connector.status.state == "connected"
+        snap = await grid.read_instrument("BTC/USD")
+        q = snap.venues["binance"].quote
+        bids, asks = venue.book_for_symbol("BTC/USDT").levels(20)
+        assert list(q.bids) == [(p, s) for p, s in bids]
+        assert list(q.asks) == [(p, s) for p, s in asks]
+        assert q.ts_exchange <= q.ts_recv
+
+
+async def test_a_dropped_connection_is_healed_and_the_book_resynced(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.drop()
+
+        await eventually(lambda: connector.status.reconnects >= 1, 5)
+        quotes_after_drop = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > quotes_after_drop + 10, 10)
+        assert connector.status.state == "connected"
+        await settle(venue, grid)
+
+
+async def test_a_silent_stall_marks_the_venue_stale_within_budget_and_reconnects(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, _grid):
+        await eventually(lambda: connector.status.quotes >= 60, 15)  # enough gaps measured for the budget
+        budget = connector.stall_budget_s
+        assert budget <= 1.0
+
+        venue.faults.stall(5.0)
+        stalled_at = time.monotonic()
+
+        await eventually(lambda: connector.status.state != "connected", 5, every_s=0.01)
+        assert time.monotonic() - stalled_at <= budget + 0.6  # budget + the watchdog's check interval
+        await eventually(lambda: connector.status.stalls >= 1 and connector.status.reconnects >= 1, 5)
+        assert connector.status.last_error.startswith("stall")
+
+
+async def test_a_sequence_gap_triggers_a_resync_never_a_wrong_book(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.skip_sequence(symbol="BTC/USDT")
+
+        await eventually(lambda: connector.status.gaps >= 1 or connector.status.reconnects >= 1, 10)
+        before = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > before + 10, 10)
+        await settle(venue, grid)
+
+
+async def test_a_malformed_frame_never_reaches_the_grid_and_the_feed_recovers(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.malformed("invalid_json", symbol="ETH/USDT")
+        sent_at = time.monotonic()
+
+        await eventually(lambda: connector.status.rejected.get("malformed", 0) == 1, 5)
+        await eventually(lambda: connector.status.reconnects == 1, 2)
+        assert time.monotonic() - sent_at < 2.0, "reconnected by the stall watchdog, not on the frame error"
+        assert connector.status.last_error.startswith("malformed")
+        before = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > before + 10, 10)
+        await settle(venue, grid)
+
+
+async def test_a_429_is_backed_off_per_retry_after(redis_url: str) -> None:
+    async with binance_venue() as venue:
+        venue.faults.rate_limit(status=429, retry_after_s=1, requests=1)
+        started = time.monotonic()
+
+        async with streaming(venue, redis_url) as (connector, _grid):
+            await eventually(lambda: connector.status.quotes >= 1, 10)
+
+            assert time.monotonic() - started >= 1.0
+            assert connector.status.last_error.startswith("rate_limit")
+            assert connector.status.reconnects == 1
+            await asyncio.sleep(0)
