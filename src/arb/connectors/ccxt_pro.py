@@ -113,6 +113,42 @@ def ccxt_pro_factory(ccxt_id: str, options: dict[str, Any]) -> Any:
     return getattr(ccxt.pro, ccxt_id)(options)
 
 
+async def close_exchange(exchange: Any, *, settle_s: float = 0.05, max_wait_s: float = 3.0) -> None:
+    """Close a ccxt exchange for good (STYLE: ccxt leaks sessions unless closed, ccxt #18097).
+
+    Why more than one `close()`: ccxt.pro fetches book snapshots in tasks it spawns and does not track, and those
+    wait in ccxt's rate limiter (a Binance depth snapshot costs 50 weight: seconds of throttling). One that runs after
+    `close()` re-opens an HTTP session, which then leaks. So the throttler's queued calls are cancelled (their tasks
+    end with CancelledError, quietly), and close is repeated until the exchange stays closed.
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        throttler = getattr(exchange, "throttler", None)
+        queue = getattr(throttler, "queue", None) or ()
+        for future, _cost in list(queue):
+            if not future.done():
+                future.cancel()
+        with contextlib.suppress(Exception):
+            await exchange.close()
+        await asyncio.sleep(settle_s)
+        if getattr(exchange, "session", None) is None and not getattr(exchange, "clients", None) and not queue:
+            return
+        if time.monotonic() > deadline:
+            log.warning("connector.close_incomplete exchange=%s", getattr(exchange, "id", "?"))
+            return
+
+
+async def _close_even_if_cancelled(exchange: Any, venue_id: str, timeout_s: float = 15.0) -> None:
+    """Closing must finish even when our task is being cancelled (shutdown often is a cancel): a close interrupted
+    half-way leaks the exchange's HTTP session. A stalled venue can make the WebSocket close slow, hence the bound."""
+    closer = tasks.spawn(close_exchange(exchange), name=f"connector-{venue_id}-close")
+    try:
+        await asyncio.shield(closer)
+    except asyncio.CancelledError:
+        await asyncio.wait({closer}, timeout=timeout_s)
+        raise
+
+
 def _retry_after_s(exchange: Any) -> float:
     headers = getattr(exchange, "last_response_headers", None) or {}
     for key, value in dict(headers).items():
@@ -269,6 +305,9 @@ class CcxtConnector:
 
     async def _watch_books_for_symbols(self, exchange: Any, symbols: list[str]) -> None:
         while True:
+            # A cancel that ccxt's futures (or 3.11's wait_for) swallowed must not lead to one more watch: that call
+            # would re-open the exchange's HTTP session after we closed it.
+            tasks.raise_if_cancelling()
             try:
                 book = await exchange.watch_order_book_for_symbols(symbols)
             except self._ccxt_errors().InvalidNonce as exc:  # includes ChecksumError
@@ -278,6 +317,7 @@ class CcxtConnector:
 
     async def _watch_book(self, exchange: Any, symbol: str) -> None:
         while True:
+            tasks.raise_if_cancelling()
             try:
                 book = await exchange.watch_order_book(symbol)
             except self._ccxt_errors().InvalidNonce as exc:
@@ -288,6 +328,7 @@ class CcxtConnector:
     async def _watch_tops(self, exchange: Any, symbols: list[str], method: str) -> None:
         watch = getattr(exchange, method)
         while True:
+            tasks.raise_if_cancelling()
             tickers = await watch(symbols)
             for symbol, ticker in tickers.items():
                 self.on_update(symbol, ticker, book=False)
@@ -395,8 +436,7 @@ class CcxtConnector:
             finally:
                 for task in streams:
                     await tasks.cancel_and_wait(task)
-                with contextlib.suppress(Exception):
-                    await exchange.close()
+                await _close_even_if_cancelled(exchange, self.venue_id)
             if self.status.state == "stale":
                 self._set_state("down", "reconnecting after stall")
             await asyncio.sleep(wait)
