@@ -32,6 +32,16 @@ def _levels(side: Any, depth: int) -> tuple[tuple[float, float], ...] | None:
     return tuple(out)
 
 
+def _venue_time_ns(ts_ms: Any, ts_recv: int) -> int:
+    """Venue time (ms) as ns; the receive time when the venue sends none, so latency reads 0, not an invention."""
+    return int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) and math.isfinite(ts_ms) else ts_recv
+
+
+def _checked(q: Quote) -> Quote | Rejected:
+    problems = quote_problems(q)
+    return "; ".join(problems) if problems else q
+
+
 def quote_from_order_book(
     venue: str,
     instrument: str,
@@ -53,27 +63,23 @@ def quote_from_order_book(
         return "malformed book sides"
     if not bids or not asks:
         return "one-sided book"
-    ts_ms = book.get("timestamp")
-    ts_exchange = int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) and math.isfinite(ts_ms) else ts_recv
     nonce = book.get("nonce")
     seq = sequence if sequence is not None else (int(nonce) if isinstance(nonce, int) else 0)
-    q = Quote(
-        venue=venue,
-        instrument=instrument,
-        bid=bids[0][0],
-        bid_size=bids[0][1],
-        ask=asks[0][0],
-        ask_size=asks[0][1],
-        ts_exchange=ts_exchange,
-        ts_recv=ts_recv,
-        sequence=seq,
-        bids=bids,
-        asks=asks,
+    return _checked(
+        Quote(
+            venue=venue,
+            instrument=instrument,
+            bid=bids[0][0],
+            bid_size=bids[0][1],
+            ask=asks[0][0],
+            ask_size=asks[0][1],
+            ts_exchange=_venue_time_ns(book.get("timestamp"), ts_recv),
+            ts_recv=ts_recv,
+            sequence=seq,
+            bids=bids,
+            asks=asks,
+        )
     )
-    problems = quote_problems(q)
-    if problems:
-        return "; ".join(problems)
-    return q
 
 
 def quote_from_ticker(venue: str, instrument: str, ticker: Mapping[str, Any], ts_recv: int) -> Quote | Rejected:
@@ -86,19 +92,15 @@ def quote_from_ticker(venue: str, instrument: str, ticker: Mapping[str, Any], ts
         return "ticker without bid and ask"
     bid_size = ticker.get("bidVolume")
     ask_size = ticker.get("askVolume")
-    ts_ms = ticker.get("timestamp")
-    ts_exchange = int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) and math.isfinite(ts_ms) else ts_recv
-    q = Quote(
-        venue=venue,
-        instrument=instrument,
-        bid=float(bid),
-        bid_size=float(bid_size) if isinstance(bid_size, int | float) else 0.0,
-        ask=float(ask),
-        ask_size=float(ask_size) if isinstance(ask_size, int | float) else 0.0,
-        ts_exchange=ts_exchange,
-        ts_recv=ts_recv,
+    return _checked(
+        Quote(
+            venue=venue,
+            instrument=instrument,
+            bid=float(bid),
+            bid_size=float(bid_size) if isinstance(bid_size, int | float) else 0.0,
+            ask=float(ask),
+            ask_size=float(ask_size) if isinstance(ask_size, int | float) else 0.0,
+            ts_exchange=_venue_time_ns(ticker.get("timestamp"), ts_recv),
+            ts_recv=ts_recv,
+        )
     )
-    problems = quote_problems(q)
-    if problems:
-        return "; ".join(problems)
-    return q
