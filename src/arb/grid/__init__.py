@@ -17,8 +17,9 @@ numpy and redis.asyncio with it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from arb.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from arb.grid.errors import GridError, GridLayoutMismatch, GridUnavailable, InvalidQuote
@@ -72,10 +73,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arb.grid' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -20,8 +20,9 @@ Names are imported lazily (PEP 562) so importing `arb.sim` does not pull in aioh
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from arb.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from arb.sim.faults import Faults
@@ -81,10 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'arb.sim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
