@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import msgspec
 import orjson
 import typer
 from rich.console import Console
@@ -185,15 +186,14 @@ def instruments(
     if count:
         counts = instrument_counts(settings, asset_class)
         if json:
-            _print_json(counts)
+            _print_json(msgspec.to_builtins(counts))
             return
         table = Table(title="instruments")
         table.add_column("asset class")
         table.add_column("count", justify="right")
-        by_class = instrument_counts(settings, asset_class)["by_class"]
-        for cls, n in by_class.items() if isinstance(by_class, dict) else ():
+        for cls, n in counts.by_class.items():
             table.add_row(cls, str(n))
-        table.add_row("[bold]total[/]", f"[bold]{counts['total']}[/]")
+        table.add_row("[bold]total[/]", f"[bold]{counts.total}[/]")
         out.print(table)
         return
     rows = [
@@ -212,33 +212,6 @@ def instruments(
             symbols = ", ".join(f"{v}:{s}" for v, s in inst.venues.items())
             table.add_row(iid, inst.asset_class, str(len(inst.venues)), symbols)
     out.print(table)
-
-
-def coverage_table(settings: Settings) -> Table:
-    cov = coverage(settings)
-    table = Table(title="coverage: instruments per venue and asset class")
-    table.add_column("venue")
-    table.add_column("kind")
-    table.add_column("region")
-    for cls in ASSET_CLASSES:
-        table.add_column(cls, justify="right")
-    table.add_column("total", justify="right")
-    for v in cov.venues:
-        table.add_row(v.id, v.kind, v.region, *(str(v.by_class[c]) for c in ASSET_CLASSES), str(v.total))
-    table.add_section()
-    table.add_row(
-        "[bold]instruments[/]",
-        "",
-        "",
-        *(f"[bold]{cov.instruments_by_class[c]}[/]" for c in ASSET_CLASSES),
-        f"[bold]{cov.instruments_total}[/]",
-    )
-    status = "[green]OK[/]" if cov.ok else "[red]BELOW FLOOR[/]"
-    table.caption = (
-        f"{cov.exchanges} exchanges (floor {cov.min_exchanges}), {cov.instruments_total} instruments "
-        f"(floor {cov.min_instruments}), {cov.instruments_multi_venue} on 2+ venues: {status}"
-    )
-    return table
 
 
 @app.command()

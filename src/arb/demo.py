@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 
 from rich.console import Console
+from rich.table import Table
 
 from arb.config import Settings
+from arb.config.coverage import ASSET_CLASSES, coverage
 from arb.grid.embedded import EmbeddedRedis
 from arb.logs import mask_url
 
@@ -32,7 +34,6 @@ def grid_redis(settings: Settings) -> Iterator[tuple[str, bool]]:
 
 
 async def run_demo(settings: Settings, console: Console) -> int:
-    from arb.cli import coverage_table
     from arb.grid import GridError, GridLayout, PriceGrid
 
     with grid_redis(settings) as (url, embedded):
@@ -62,3 +63,30 @@ async def run_demo(settings: Settings, console: Console) -> int:
         console.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
         console.print(coverage_table(settings))
     return 0
+
+
+def coverage_table(settings: Settings) -> Table:
+    cov = coverage(settings)
+    table = Table(title="coverage: instruments per venue and asset class")
+    table.add_column("venue")
+    table.add_column("kind")
+    table.add_column("region")
+    for cls in ASSET_CLASSES:
+        table.add_column(cls, justify="right")
+    table.add_column("total", justify="right")
+    for v in cov.venues:
+        table.add_row(v.id, v.kind, v.region, *(str(v.by_class[c]) for c in ASSET_CLASSES), str(v.total))
+    table.add_section()
+    table.add_row(
+        "[bold]instruments[/]",
+        "",
+        "",
+        *(f"[bold]{cov.instruments_by_class[c]}[/]" for c in ASSET_CLASSES),
+        f"[bold]{cov.instruments_total}[/]",
+    )
+    status = "[green]OK[/]" if cov.ok else "[red]BELOW FLOOR[/]"
+    table.caption = (
+        f"{cov.exchanges} exchanges (floor {cov.min_exchanges}), {cov.instruments_total} instruments "
+        f"(floor {cov.min_instruments}), {cov.instruments_multi_venue} on 2+ venues: {status}"
+    )
+    return table

@@ -40,10 +40,17 @@ class Coverage(msgspec.Struct, frozen=True):
         return self.exchanges >= self.min_exchanges and self.instruments_total >= self.min_instruments
 
 
-def instrument_counts(settings: Settings, asset_class: str | None = None) -> dict[str, int | dict[str, int]]:
+class InstrumentCounts(msgspec.Struct, frozen=True):
+    """`arb instruments --count --json` prints exactly this."""
+
+    total: int
+    by_class: dict[str, int]
+
+
+def instrument_counts(settings: Settings, asset_class: str | None = None) -> InstrumentCounts:
     counts: Counter[str] = Counter(i.asset_class for i in settings.instruments.values())
     by_class = {c: counts.get(c, 0) for c in ASSET_CLASSES if asset_class in (None, c)}
-    return {"total": sum(by_class.values()), "by_class": by_class}
+    return InstrumentCounts(total=sum(by_class.values()), by_class=by_class)
 
 
 def coverage(settings: Settings) -> Coverage:

@@ -68,9 +68,8 @@ def _walk(node: yaml.Node, loader: yaml.SafeLoader, file: str, path: Path_, src:
                     f"(first defined at line {src.origin[(*path, skey)].rsplit(':', 1)[-1]})"
                 )
                 continue
-            src.origin[(*path, skey)] = _where(key_node.start_mark, file)
             out[skey] = _walk(value_node, loader, file, (*path, skey), src)
-            src.origin[(*path, skey)] = _where(key_node.start_mark, file)
+            src.origin[(*path, skey)] = _where(key_node.start_mark, file)  # the key's line, not its value's
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(child, loader, file, (*path, str(i)), src) for i, child in enumerate(node.value)]

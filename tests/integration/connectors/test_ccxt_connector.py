@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from arb.config import load_settings
+from arb.config import VenueConfig, load_settings
 from arb.connectors.ccxt_pro import CcxtConnector, ConnectorOptions, LocalEndpoint, catching_frame_errors
 from arb.grid import GridLayout, GridWriter, PriceGrid
 from arb.model import quote_problems
@@ -40,10 +40,7 @@ async def streaming(
                 gc.collect()  # an exchange this test leaked is reported here, by this test
 
 
-def connector_for(venue: SimVenue, writer: GridWriter, cfg: object, options: ConnectorOptions) -> CcxtConnector:
-    from arb.config.schema import VenueConfig
-
-    assert isinstance(cfg, VenueConfig)
+def connector_for(venue: SimVenue, writer: GridWriter, cfg: VenueConfig, options: ConnectorOptions) -> CcxtConnector:
     symbols = {sym: inst for inst, sym in SYMBOLS.items()}
     return CcxtConnector(
         "binance", cfg, symbols, writer.put, endpoint=LocalEndpoint(venue.http_url, venue.ws_url), options=options
