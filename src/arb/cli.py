@@ -215,12 +215,28 @@ def instruments(
 
 
 @app.command()
-def demo(config: ConfigOpt = None) -> None:
-    """Start the grid's Redis (embedded unless ARB_REDIS_URL is set), load the config, show coverage, exit."""
-    from arb.demo import run_demo
+def demo(
+    config: ConfigOpt = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=1.0, help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the run's figures as one JSON line at the end.")] = False,
+    fault_every: Annotated[
+        float | None,
+        typer.Option("--fault-every", min=0.5, help="Drop one venue's connections every this many seconds."),
+    ] = None,
+    book_update_hz: Annotated[
+        float, typer.Option("--book-update-hz", min=0.1, max=50.0, help="Refreshes a second per local book.")
+    ] = 1.0,
+) -> None:
+    """Run the main job on embedded defaults: local venues -> ccxt.pro connectors -> Redis grid, shown live."""
+    from arb.demo import DemoOptions, run_demo
 
     settings = _load(config)
-    raise typer.Exit(_run(lambda: run_demo(settings, out)))
+    options = DemoOptions(
+        seconds=seconds, as_json=json, fault_every_s=fault_every, book_update_hz=book_update_hz, config_path=config
+    )
+    raise typer.Exit(_run(lambda: run_demo(settings, out, options)))
 
 
 @grid_app.command("show")

@@ -1,26 +1,48 @@
-"""`arb demo`: the main job on embedded defaults.
+"""`arb demo`: the main job on embedded defaults, live: local venues -> ccxt.pro connectors -> the Redis grid.
 
-At this stage it brings up the grid's Redis (its own redis-server unless `ARB_REDIS_URL` is set), checks it answers,
-loads the configuration and prints what it covers. Later stages stream the local venues into the grid from here.
+What runs (each in its own process, so the two cores are both used and a crash of one shows as that one's failure):
+
+    redis-server (embedded unless ARB_REDIS_URL)   <- grid, venue health, ground truth
+    python -m arb.sim                               every enabled CEX venue on 127.0.0.1, each in its exchange's wire
+                                                    format (or the nearest one's, keeping its own id and symbols)
+    python -m arb.connectors.worker  x2             the real ccxt.pro classes pointed at those venues, half each
+
+This process only watches: every `refresh_s` it reads the venues' published health and the grid's top of book and
+shows venues up, instruments covered (>= 2 fresh venues), updates/s, latency and the freshest/oldest quote. With
+`--seconds N` it stops after N seconds; with `--json` the last stdout line is one JSON object (see `DemoReport`). With
+`--fault-every S` it drops one venue's connections every S seconds (round robin, through the sim's fault API), the
+acceptance run for "keeps >= 14 venues connected on average and reports the reconnects".
+
+Child logs go to a directory printed at start (and kept); `errors` in the report counts their error-level lines.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from rich.console import Console
+import msgspec
+import numpy as np
+from rich.console import Console, Group
+from rich.live import Live
 from rich.table import Table
 
 from arb.config import Settings
 from arb.config.coverage import ASSET_CLASSES, coverage
 from arb.grid.embedded import EmbeddedRedis
 from arb.logs import mask_url
+from arb.model import VenueHealth, latency_percentile_ms, merge_histograms
 
 log = logging.getLogger(__name__)
+
+WORKERS = 2
 
 
 @contextlib.contextmanager
@@ -33,36 +55,288 @@ def grid_redis(settings: Settings) -> Iterator[tuple[str, bool]]:
         yield server.url, True
 
 
-async def run_demo(settings: Settings, console: Console) -> int:
-    from arb.grid import GridError, GridLayout, PriceGrid
+class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
+    seconds: float | None = None
+    as_json: bool = False
+    fault_every_s: float | None = None
+    book_update_hz: float = 1.0
+    dislocations_per_min: float = 30.0
+    refresh_s: float = 0.5
+    config_path: str | None = None
+    rate_limit_ms: float = 5.0
+    """ccxt's request spacing against the local venues (their limits are not the exchanges'): with Binance's own,
+    snapshotting 200 books takes ~20 s (weight 2 each), which is what a real deployment's warm-up costs."""
 
+
+class VenueLine(msgspec.Struct):
+    connected: bool
+    state: str
+    symbols: int
+    updates: int
+    reconnects: int
+    gaps: int
+    p99_ms: float
+    last_error: str
+
+
+class DemoReport(msgspec.Struct, kw_only=True):
+    """The `--json` line. `venues_connected`/`instruments_covered` are at the end of the run; `venues_connected_avg`/
+    `_min` are over the samples after warm-up (`warmup_s`: until every venue was connected at once; null if that never
+    happened); `instruments_covered_min` over the second half of the run (books are still being snapshotted first)."""
+
+    seconds: float
+    warmup_s: float | None
+    venues_total: int
+    venues_connected: int
+    venues_connected_avg: float
+    venues_connected_min: int
+    instruments_covered: int
+    instruments_covered_min: int
+    updates: int
+    updates_per_s: float
+    latency_ms: dict[str, float]
+    """venue event time -> Redis confirmed the write."""
+    recv_latency_ms: dict[str, float]
+    """venue event time -> the connector had the update (the rest of `latency_ms` is conversion and the write)."""
+    reconnects: int
+    gaps: int
+    faults: int
+    errors: int
+    freshest_ms: float | None
+    oldest_ms: float | None
+    venues: dict[str, VenueLine]
+    log_dir: str
+
+
+def split_venues(symbols: dict[str, int], n: int) -> list[list[str]]:
+    """Venues over `n` workers, heaviest first onto the lightest worker (so both cores get similar load)."""
+    shares: list[list[str]] = [[] for _ in range(n)]
+    load = [0] * n
+    for vid, count in sorted(symbols.items(), key=lambda kv: -kv[1]):
+        i = load.index(min(load))
+        shares[i].append(vid)
+        load[i] += count
+    return [s for s in shares if s]
+
+
+class _Watch:
+    """What the demo has seen so far (samples for the averages)."""
+
+    def __init__(self) -> None:
+        self.connected_samples: list[int] = []
+        self.covered_samples: list[int] = []
+        self.health: dict[str, VenueHealth] = {}
+        self.covered = 0
+        self.freshest_ms: float | None = None
+        self.oldest_ms: float | None = None
+        self.faults = 0
+        self.started = time.monotonic()
+        self.ended = self.started
+        self.warm_at: float | None = None
+        """When every serving venue was first connected at once (averages are taken from then on)."""
+        self.warm_samples: list[int] = []
+
+
+async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
+    from arb.connectors.ccxt_pro import ConnectorOptions
+    from arb.connectors.worker import worker_args
+    from arb.grid import GridError, GridLayout, PriceGrid
+    from arb.procs import Child, ChildError
+
+    opts = options or DemoOptions()
+    err = Console(stderr=True)
     with grid_redis(settings) as (url, embedded):
         layout = GridLayout.from_settings(settings)
+        log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
+        origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
+        err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
+        err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
+        if not opts.as_json:
+            console.print(coverage_table(settings))
         try:
             async with PriceGrid.from_url(url, layout, settings.grid) as grid:
-                t0 = time.perf_counter()
                 await grid.ping()
-                ping_ms = (time.perf_counter() - t0) * 1e3
-                info = await grid.client.info("server")
-                mirror = grid.mirror()
-                t0 = time.perf_counter()
-                snapshot = await mirror.rebuild()
-                rebuild_ms = (time.perf_counter() - t0) * 1e3
-        except GridError as exc:
-            sys.stderr.write(f"grid Redis at {mask_url(url)}: {exc}\n")
+                await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
+                sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
+                            "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
+                            "--dislocations-per-min", str(opts.dislocations_per_min), "--regular"]  # fmt: skip
+                if opts.config_path:
+                    sim_args += ["--config", opts.config_path]
+                async with Child("sim", sim_args, log_dir / "sim.log") as sim:
+                    venues: dict[str, Any] = sim.ready["venues"]
+                    serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
+                    workers = []
+                    for i, share in enumerate(split_venues(serving, WORKERS)):
+                        connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
+                        args = worker_args(url, share, venues, options=connect, config=opts.config_path)
+                        workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
+                    async with contextlib.AsyncExitStack() as stack:
+                        for w in workers:
+                            await stack.enter_async_context(w)
+                        watch = await _watch(grid, layout, venues, serving, opts, console)
+                report = _report(watch, serving, log_dir)
+        except ChildError as exc:
+            err.print(f"[red]demo failed:[/] {exc}")
             return 1
-        origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
-        console.print(
-            f"grid Redis: {mask_url(url)} ({origin}, redis {info.get('redis_version')}, ping {ping_ms:.2f} ms)"
-        )
-        n_inst, n_venues = layout.shape
-        console.print(
-            f"grid: {n_inst} instruments x {n_venues} venues, {int(snapshot.present.sum())} cells quoted, "
-            f"feed at c={snapshot.position.c}; mirror rebuilt in {rebuild_ms:.1f} ms"
-        )
-        console.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
-        console.print(coverage_table(settings))
+        except GridError as exc:
+            err.print(f"[red]grid Redis at {mask_url(url)}:[/] {exc}")
+            return 1
+    if opts.as_json:
+        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
+    else:
+        console.print(_summary(report))
     return 0
+
+
+async def _watch(
+    grid: Any, layout: Any, venues: dict[str, Any], serving: dict[str, int], opts: DemoOptions, console: Console
+) -> _Watch:
+    import aiohttp
+
+    watch = _Watch()
+    deadline = None if opts.seconds is None else watch.started + opts.seconds
+    next_fault = None if opts.fault_every_s is None else watch.started + opts.fault_every_s
+    fault_order = sorted(serving)
+    live = Live(console=console, auto_refresh=False) if console.is_terminal and not opts.as_json else None
+    last_progress = watch.started
+    async with aiohttp.ClientSession() as http:
+        with live if live is not None else contextlib.nullcontext():
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    await _sample(grid, watch, len(serving))
+                    now = time.monotonic()
+                    if next_fault is not None and now >= next_fault:
+                        vid = fault_order[watch.faults % len(fault_order)]
+                        async with http.post(venues[vid]["http_url"] + "/_sim/faults", json={"fault": "drop"}) as r:
+                            r.raise_for_status()
+                        watch.faults += 1
+                        log.info("demo.fault venue=%s fault=drop n=%d", vid, watch.faults)
+                        next_fault += opts.fault_every_s or 0.0
+                    if live is not None:
+                        live.update(_live_view(watch, serving), refresh=True)
+                    elif now - last_progress >= 5.0:
+                        last_progress = now
+                        _progress(watch, serving)
+                    await asyncio.sleep(opts.refresh_s)
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                log.info("demo.stopping reason=interrupted")
+    await _sample(grid, watch, len(serving))
+    watch.ended = time.monotonic()
+    return watch
+
+
+async def _sample(grid: Any, watch: _Watch, n_serving: int) -> None:
+    watch.health = await grid.read_health()
+    snap = await grid.read_grid()
+    fresh = snap.fresh_mask()
+    watch.covered = int((fresh.sum(axis=1) >= 2).sum())
+    present = snap.present
+    if present.any():
+        ages = (snap.taken_ns - snap.ts_recv[present]) / 1e6
+        watch.freshest_ms, watch.oldest_ms = float(np.min(ages)), float(np.max(ages))
+    connected = sum(h.state == "connected" for h in watch.health.values())
+    watch.connected_samples.append(connected)
+    watch.covered_samples.append(watch.covered)
+    if watch.warm_at is None and connected >= n_serving:
+        watch.warm_at = time.monotonic()
+    if watch.warm_at is not None:
+        watch.warm_samples.append(connected)
+
+
+def _progress(watch: _Watch, serving: dict[str, int]) -> None:
+    updates = sum(h.updates for h in watch.health.values())
+    elapsed = time.monotonic() - watch.started
+    sys.stderr.write(
+        f"demo: {elapsed:5.1f}s venues {watch.connected_samples[-1]}/{len(serving)} "
+        f"instruments covered {watch.covered} updates {updates} ({updates / max(elapsed, 1e-9):.0f}/s)\n"
+    )
+
+
+def _report(watch: _Watch, serving: dict[str, int], log_dir: Path) -> DemoReport:
+    elapsed = watch.ended - watch.started
+    health = {v: watch.health[v] for v in serving if v in watch.health}
+    hist = merge_histograms([h.latency_hist for h in health.values()])
+    recv = merge_histograms([h.recv_hist for h in health.values()])
+    updates = sum(h.updates for h in health.values())
+    errors = 0
+    for path in log_dir.glob("*.log"):
+        errors += sum(1 for line in path.read_text(errors="replace").splitlines() if " level=error " in line)
+    samples = watch.warm_samples or [0]
+    return DemoReport(
+        seconds=round(elapsed, 2),
+        warmup_s=None if watch.warm_at is None else round(watch.warm_at - watch.started, 2),
+        venues_total=len(serving),
+        venues_connected=watch.connected_samples[-1] if watch.connected_samples else 0,
+        venues_connected_avg=round(sum(samples) / len(samples), 2),
+        venues_connected_min=min(samples),
+        instruments_covered=watch.covered,
+        instruments_covered_min=min(watch.covered_samples[len(watch.covered_samples) // 2 :] or [0]),
+        updates=updates,
+        updates_per_s=round(updates / max(elapsed, 1e-9), 1),
+        latency_ms={"p50": latency_percentile_ms(hist, 0.5), "p99": latency_percentile_ms(hist, 0.99)},
+        recv_latency_ms={"p50": latency_percentile_ms(recv, 0.5), "p99": latency_percentile_ms(recv, 0.99)},
+        reconnects=sum(h.reconnects for h in health.values()),
+        gaps=sum(h.gaps for h in health.values()),
+        faults=watch.faults,
+        errors=errors,
+        freshest_ms=None if watch.freshest_ms is None else round(watch.freshest_ms, 1),
+        oldest_ms=None if watch.oldest_ms is None else round(watch.oldest_ms, 1),
+        venues={
+            v: VenueLine(
+                connected=h.state == "connected",
+                state=h.state,
+                symbols=h.symbols,
+                updates=h.updates,
+                reconnects=h.reconnects,
+                gaps=h.gaps,
+                p99_ms=latency_percentile_ms(h.latency_hist, 0.99),
+                last_error=h.last_error,
+            )
+            for v, h in sorted(health.items())
+        },
+        log_dir=str(log_dir),
+    )
+
+
+def _live_view(watch: _Watch, serving: dict[str, int]) -> Group:
+    elapsed = time.monotonic() - watch.started
+    updates = sum(h.updates for h in watch.health.values())
+    table = Table(title="arb demo: local venues -> ccxt.pro -> grid")
+    for col in ("venue", "state", "symbols", "updates", "reconnects", "gaps", "p99 ms", "last error"):
+        table.add_column(col, justify="right" if col not in ("venue", "state", "last error") else "left")
+    for vid in sorted(serving):
+        h = watch.health.get(vid)
+        if h is None:
+            table.add_row(vid, "[yellow]starting[/]", str(serving[vid]), "", "", "", "", "")
+            continue
+        color = "green" if h.state == "connected" else "yellow" if h.state == "starting" else "red"
+        table.add_row(
+            vid,
+            f"[{color}]{h.state}[/]",
+            str(h.symbols),
+            str(h.updates),
+            str(h.reconnects),
+            str(h.gaps),
+            f"{latency_percentile_ms(h.latency_hist, 0.99):.1f}",
+            h.last_error[:40],
+        )
+    fresh = "-" if watch.freshest_ms is None else f"{watch.freshest_ms:.0f} ms / {watch.oldest_ms:.0f} ms"
+    table.caption = (
+        f"{elapsed:.0f}s  venues up {watch.connected_samples[-1] if watch.connected_samples else 0}/{len(serving)}  "
+        f"instruments covered {watch.covered}  updates/s {updates / max(elapsed, 1e-9):.0f}  "
+        f"freshest/oldest quote {fresh}  faults {watch.faults}"
+    )
+    return Group(table)
+
+
+def _summary(report: DemoReport) -> str:
+    return (
+        f"demo: {report.seconds:.0f}s, venues connected {report.venues_connected}/{report.venues_total} "
+        f"(avg {report.venues_connected_avg}), instruments covered {report.instruments_covered}, "
+        f"{report.updates} updates ({report.updates_per_s}/s), latency p50 {report.latency_ms['p50']} ms "
+        f"p99 {report.latency_ms['p99']} ms, reconnects {report.reconnects}, faults {report.faults}, "
+        f"errors {report.errors}; logs in {report.log_dir}"
+    )
 
 
 def coverage_table(settings: Settings) -> Table:

@@ -11,6 +11,7 @@ Money that is booked (Order, Fill, Leg) is `Decimal`, parsed from venue strings,
 
 from __future__ import annotations
 
+import bisect
 import math
 from decimal import Decimal
 from enum import StrEnum
@@ -22,6 +23,7 @@ VenueKind = Literal["cex", "cfd", "dex"]
 AssetClass = Literal["crypto_major", "crypto_alt", "fx", "commodity", "index"]
 
 MAX_DEPTH: Final = 20
+_INF: Final = math.inf
 """Most levels per book side a Quote may carry (DESIGN: depth <= 20 levels each side)."""
 
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
@@ -104,6 +106,31 @@ class Quote(msgspec.Struct, frozen=True, array_like=True, gc=False):
     sequence: int = 0
     bids: Depth = ()
     asks: Depth = ()
+
+
+def quote_is_sound(q: Quote) -> bool:
+    """`not quote_problems(q)` at a fraction of the cost (the hot path: every update of every venue passes here);
+    `quote_problems` is only needed to say *why* when this is False. Raises TypeError for wrongly typed fields."""
+    if not (0.0 < q.bid <= q.ask < _INF and 0.0 <= q.bid_size < _INF and 0.0 <= q.ask_size < _INF):
+        return False
+    if q.ts_exchange < 0 or q.ts_recv <= 0:
+        return False
+    bids, asks = q.bids, q.asks
+    if not bids and not asks:
+        return True
+    if len(bids) > MAX_DEPTH or len(asks) > MAX_DEPTH:
+        return False
+    prev = _INF
+    for price, size in bids:  # descending, positive, finite (NaN fails every comparison)
+        if not (0.0 < price < prev and 0.0 <= size < _INF):
+            return False
+        prev = price
+    prev = 0.0
+    for price, size in asks:  # ascending
+        if not (prev < price < _INF and 0.0 <= size < _INF):
+            return False
+        prev = price
+    return True
 
 
 def quote_problems(q: Quote) -> list[str]:
@@ -220,6 +247,70 @@ class Leg(msgspec.Struct, kw_only=True):
     amount: Decimal
     limit_price: Decimal
     order: Order | None = None
+
+
+LATENCY_EDGES_MS: Final[tuple[float, ...]] = tuple(round(0.1 * 1.25**k, 4) for k in range(48))
+"""Upper edges of the latency histogram buckets (0.1 ms .. ~4.5 s, 25 % apart; one overflow bucket after them).
+
+Why a fixed histogram: connector workers run in several processes; fixed buckets add up exactly across them, so the
+demo and the API can give an overall p50/p99 without shipping samples around."""
+
+
+class FeedCounters(msgspec.Struct, kw_only=True):
+    """What a connector counts about one venue's feed (shared by its live status and the published health)."""
+
+    symbols: int = 0
+    updates: int = 0
+    quotes: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+    stalls: int = 0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    last_update_ns: int = 0
+    last_error: str = ""
+
+
+class VenueHealth(FeedCounters, kw_only=True):
+    """One venue's feed health as its connector worker last published it (grid key `{prefix}:venues`).
+
+    The scanner keeps a venue out while it is not `connected` or while this is older than its quote-age limit;
+    the demo and the API show it. `latency_hist` counts exchange -> grid latencies over `LATENCY_EDGES_MS`.
+    """
+
+    venue: str
+    state: str
+    since_ns: int
+    published_ns: int
+    latency_hist: list[int] = msgspec.field(default_factory=list)
+    recv_hist: list[int] = msgspec.field(default_factory=list)
+    """exchange -> receive latencies (so exchange -> grid can be split into the network/venue and our part)."""
+
+
+def latency_percentile_ms(hist: list[int], q: float) -> float:
+    """The `q` quantile (0..1) of a `LATENCY_EDGES_MS` histogram, as its bucket's upper edge (0.0 if empty)."""
+    total = sum(hist)
+    if total == 0:
+        return 0.0
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(hist):
+        seen += n
+        if seen >= rank and n:
+            return LATENCY_EDGES_MS[min(i, len(LATENCY_EDGES_MS) - 1)]
+    return LATENCY_EDGES_MS[-1]
+
+
+def latency_bucket(latency_ms: float) -> int:
+    return bisect.bisect_left(LATENCY_EDGES_MS, latency_ms)
+
+
+def merge_histograms(hists: list[list[int]]) -> list[int]:
+    out = [0] * (len(LATENCY_EDGES_MS) + 1)
+    for h in hists:
+        for i, n in enumerate(h[: len(out)]):
+            out[i] += n
+    return out
 
 
 _QUOTE_DECODER: Final = msgspec.msgpack.Decoder(Quote)

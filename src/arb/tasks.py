@@ -62,10 +62,18 @@ def raise_if_cancelling() -> None:
 
 
 async def cancel_and_wait(task: asyncio.Task[Any], timeout_s: float = 5.0) -> None:
-    """Cancel `task` and wait for it to finish (up to `timeout_s`). Our own cancellation still propagates."""
-    if task.done():
-        return
-    task.cancel()
-    done, _ = await asyncio.wait({task}, timeout=timeout_s)
-    if not done:
-        log.warning("task.cancel_timeout name=%s timeout_s=%s", task.get_name(), timeout_s)
+    """Cancel `task` and wait for it to finish (up to `timeout_s`). Our own cancellation still propagates.
+
+    An exception the task ended with (before or while being cancelled) is retrieved and logged at debug level: the
+    caller gave up on its outcome, and asyncio would otherwise report it as "never retrieved" when it is collected
+    (e.g. the second of two streams that failed on the same dropped connection)."""
+    if not task.done():
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            log.warning("task.cancel_timeout name=%s timeout_s=%s", task.get_name(), timeout_s)
+            return
+    if not task.cancelled():
+        exc = task.exception()
+        if exc is not None:
+            log.debug("task.ended_with name=%s error=%r", task.get_name(), exc)

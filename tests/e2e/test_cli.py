@@ -39,7 +39,7 @@ def test_instrument_count_json_has_the_spec_universe() -> None:
     counts = json_out(arb("instruments", "--count", "--json"))
 
     assert counts["total"] >= 300
-    assert counts["by_class"] == {"crypto_major": 50, "crypto_alt": 150, "fx": 50, "commodity": 30, "index": 20}
+    assert counts["by_class"] == {"crypto_major": 95, "crypto_alt": 248, "fx": 50, "commodity": 30, "index": 20}
 
 
 def test_instruments_filter_by_asset_class() -> None:
@@ -94,21 +94,60 @@ def test_config_check_names_file_key_and_problem(tmp_path: Path) -> None:
     assert proc.stdout == ""
 
 
-def test_demo_starts_embedded_redis_shows_coverage_and_stops_it() -> None:
-    proc = arb("demo", env={"ARB_LOG_LEVEL": "INFO"})
+def three_venue_config(tmp_path: Path) -> Path:
+    """The shipped config with every CEX venue but binance, kraken and gate disabled (a short demo for the suite)."""
+    from arb.config import load_settings
+
+    keep = {"binance", "kraken", "gate"}
+    off = [v for v, c in load_settings().venues.items() if c.kind == "cex" and v not in keep]
+    path = tmp_path / "three.yaml"
+    path.write_text("venues:\n" + "".join(f"  {v}: {{enabled: false}}\n" for v in off))
+    return path
+
+
+def test_demo_streams_local_venues_into_the_grid_and_reports_json(tmp_path: Path) -> None:
+    config = three_venue_config(tmp_path)
+
+    proc = arb("demo", "--config", str(config), "--seconds", "6", "--json", env={"ARB_LOG_LEVEL": "INFO"}, timeout=90)
 
     assert proc.returncode == 0, proc.stderr
-    assert "embedded redis-server" in proc.stdout
-    assert "coverage" in proc.stdout
-    assert "300 instruments" in proc.stdout
-    assert "grid: 300 instruments x 21 venues, 0 cells quoted, feed at c=0" in proc.stdout
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(report["venues"]) == {"binance", "kraken", "gate"}
+    assert report["venues_connected"] == 3, report["venues"]
+    assert report["instruments_covered"] >= 100  # instruments quoted fresh by 2+ of the three
+    assert report["updates"] > 0
+    assert report["updates_per_s"] == pytest.approx(report["updates"] / report["seconds"], rel=0.01)
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p99"]
+    assert report["errors"] == 0
+    assert report["faults"] == 0
+    for venue in report["venues"].values():
+        assert venue["connected"] is True
+        assert venue["updates"] > 0
     started = re.search(r"embedded_redis\.started pid=(\d+)", proc.stderr)
     assert started, proc.stderr
-    pid = int(started.group(1))
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not Path(f"/proc/{pid}").exists(), "demo left its redis-server running"
+    children = [int(p) for p in re.findall(r"child\.ready name=\w+ pid=(\d+)", proc.stderr)]
+    assert len(children) == 3, proc.stderr  # the local venues and two connector workers
+    for pid in [int(started.group(1)), *children]:
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not Path(f"/proc/{pid}").exists(), f"demo left process {pid} running"
+
+
+def test_demo_with_a_fault_schedule_reports_the_drops_and_reconnects(tmp_path: Path) -> None:
+    config = three_venue_config(tmp_path)
+
+    proc = arb(
+        "demo", "--config", str(config), "--seconds", "7", "--fault-every", "2", "--json",
+        env={"ARB_LOG_LEVEL": "INFO"}, timeout=90,
+    )  # fmt: skip
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["faults"] >= 3
+    assert report["reconnects"] >= 2
+    assert sum(v["reconnects"] for v in report["venues"].values()) == report["reconnects"]
+    assert report["venues_connected_avg"] >= 2.0
 
 
 def test_demo_with_bad_config_starts_nothing(tmp_path: Path) -> None:

@@ -56,6 +56,11 @@ class VenueConfig(Strict):
     enabled: bool = True
     # kind == "cex"
     ccxt_id: str | None = None
+    book_limit: Annotated[int, Field(ge=1, le=5000)] | None = None
+    """`limit` for ccxt's watch_order_book: the book depth kept and snapshotted (None: ccxt's default, which for
+    Binance is a 1000-level snapshot costing 10x the weight of a 20-level one)."""
+    symbols_per_subscribe: Annotated[int, Field(ge=1)] = 100
+    """Most symbols one subscribe request may carry (Bybit spot: 10 args); larger universes are chunked."""
     # kind == "cfd"
     urls: dict[str, str] = {}
     # kind == "dex"

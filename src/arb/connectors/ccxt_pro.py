@@ -13,6 +13,11 @@ Lifecycle of one venue (`run()`, until cancelled; it never raises anything but C
 * Symbols the venue's markets do not list are dropped with a warning (instruments.yaml is a curated snapshot).
 * A sequence gap or checksum error (ccxt `InvalidNonce` / `ChecksumError`) invalidates that book: it is counted, no
   Quote is produced from it, and the next watch call makes ccxt rebuild it from a fresh snapshot (FAULTS M3).
+* Where ccxt does not check a venue's sequence, a guard (`arb.connectors.guards`) sees every message first; a break,
+  a book that ccxt hands over behind its own stream (a stale snapshot, M4) or a crossed / unusable book (M7) *trips*
+  the session: nothing more from it reaches the grid and the venue's books are rebuilt from fresh snapshots on a new
+  session. `max_resyncs` trips in a row without one good quote in between mark the venue unhealthy ("down", long
+  backoff) instead of a resync storm.
 * Watchdogs (FAULTS M1/M2, STYLE "a feed that looks alive but is dead"): no update for `stall_budget` (max of 2x the
   median gap between updates and 1 s, once measured), or updates whose venue timestamps stopped advancing, marks the
   venue stale and forces a reconnect.
@@ -48,7 +53,7 @@ from arb.metrics import (
     CONNECTOR_STALE_SECONDS,
     CONNECTOR_UP,
 )
-from arb.model import MAX_DEPTH, Quote
+from arb.model import LATENCY_EDGES_MS, MAX_DEPTH, FeedCounters, Quote, latency_bucket
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,10 @@ MIN_STALL_BUDGET_S: Final = 1.0
 FIRST_UPDATE_TIMEOUT_S: Final = 15.0
 """Before any gap is measured: connect + markets + snapshot must produce a first update within this."""
 GAP_SAMPLES: Final = 200
-LATENCY_SAMPLES: Final = 2048
+RETRY_AFTER_MARGIN: Final = 1.1
+SWEEP_S: Final = 0.02
+"""Pause between multi-symbol watch calls, after which every changed book is published (see
+`_watch_books_for_symbols`)."""
 
 
 class LocalEndpoint(msgspec.Struct, frozen=True):
@@ -78,24 +86,27 @@ class ConnectorOptions(msgspec.Struct, frozen=True):
     backoff_max_s: float = 30.0
     min_stall_budget_s: float = MIN_STALL_BUDGET_S
     first_update_timeout_s: float = FIRST_UPDATE_TIMEOUT_S
+    rate_limit_ms: float | None = None
+    """Override ccxt's request spacing (its `rateLimit`): only for local venues, whose limits are not the
+    exchange's (the demo and benchmark); None keeps the exchange's own."""
+    fast_binance_depth: bool = False
+    """Decode Binance-format diff depth streams with arb's msgspec fast path (`arb.connectors.binance_fast`) instead
+    of ccxt.pro's handler, for venues spoken to with the `binance` class; ccxt still does markets and REST."""
+    max_resyncs: int = 5
+    """Book rebuilds in a row that fail before the first good quote: then the venue is unhealthy (M4)."""
 
 
-class VenueStatus(msgspec.Struct):
+class VenueStatus(FeedCounters, kw_only=True):
     """What the supervisor, the demo and the API show about one venue's feed."""
 
     venue: str
     state: State = "starting"
     since_ns: int = 0
-    symbols: int = 0
-    updates: int = 0
-    quotes: int = 0
-    reconnects: int = 0
-    gaps: int = 0
-    stalls: int = 0
-    rejected: dict[str, int] = msgspec.field(default_factory=dict)
-    last_update_ns: int = 0
-    last_error: str = ""
     dropped_symbols: list[str] = msgspec.field(default_factory=list)
+
+
+_RESYNC_CAUSES: Final = frozenset({"gap", "stale_snapshot", "bad_book"})
+"""Trips that rebuild books (and count towards `max_resyncs`); `unhealthy` and `malformed` trips do not."""
 
 
 class _Reconnect(Exception):
@@ -108,9 +119,14 @@ class _Reconnect(Exception):
 
 
 def ccxt_pro_factory(ccxt_id: str, options: dict[str, Any]) -> Any:
+    """The ccxt.pro class for `ccxt_id`, guarded where ccxt misses sequence breaks (`arb.connectors.guards`)."""
     import ccxt.pro
 
-    return getattr(ccxt.pro, ccxt_id)(options)
+    from arb.connectors.guards import guard_class, guarded
+
+    cls = getattr(ccxt.pro, ccxt_id)
+    guard = guard_class(ccxt_id)
+    return (guarded(cls, guard) if guard is not None else cls)(options)
 
 
 async def close_exchange(exchange: Any, *, settle_s: float = 0.05, max_wait_s: float = 3.0) -> None:
@@ -187,18 +203,32 @@ class CcxtConnector:
         self.backoff_max_s = opts.backoff_max_s
         self.min_stall_budget_s = opts.min_stall_budget_s
         self.first_update_timeout_s = opts.first_update_timeout_s
+        self.max_resyncs = max(1, opts.max_resyncs)
+        self.rate_limit_ms = opts.rate_limit_ms
+        self.fast_binance_depth = opts.fast_binance_depth and venue.ccxt_id == "binance"
         self._factory = exchange_factory
         self._now_ns = now_ns
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
         self.status = VenueStatus(venue=venue_id, since_ns=now_ns())
         self._gaps_ns: deque[int] = deque(maxlen=GAP_SAMPLES)
-        self.latencies_ns: deque[int] = deque(maxlen=LATENCY_SAMPLES)
-        """exchange -> receive latency of recent updates (for p50/p99 in the demo and API)."""
+        self.recv_hist = [0] * (len(LATENCY_EDGES_MS) + 1)
+        """exchange -> receive latency counts over `LATENCY_EDGES_MS` (published with the venue's health)."""
         self._max_ts_exchange = 0
         self._ts_advanced_ns = 0
         self._exchange: Any = None
-        self._frame_error: BaseException | None = None
+        self._market_ids: dict[str, str] = {}
+        self._behind: Callable[[str, Any], str | None] | None = None
+        self._seen: dict[str, Any] = {}
+        """symbol -> (nonce, timestamp) (or top of book) last published, so a sweep publishes only what changed."""
+        self._trip: _Reconnect | None = None
+        """Set when the session must end now (a guard tripped, a bad book, a frame ccxt choked on)."""
+        self._wake = asyncio.Event()
+        self._failed_resyncs = 0
         CONNECTOR_UP.labels(venue_id).set(0)
+        # The per-update metrics, resolved once: `labels()` on every update costs as much as the update's conversion.
+        self._m_messages = CONNECTOR_MESSAGES.labels(venue_id)
+        self._m_quotes = CONNECTOR_QUOTES.labels(venue_id)
+        self._m_latency = CONNECTOR_LATENCY_SECONDS.labels(venue_id, "exchange_to_recv")
 
     # --- state ----------------------------------------------------------------------------------------------------
 
@@ -223,46 +253,72 @@ class CcxtConnector:
 
     # --- the update path ------------------------------------------------------------------------------------------
 
-    def _reject(self, reason: str) -> None:
+    def reject(self, reason: str) -> None:
         self.status.rejected[reason] = self.status.rejected.get(reason, 0) + 1
         CONNECTOR_REJECTED.labels(self.venue_id, reason).inc()
 
-    def on_update(self, symbol: str, data: Mapping[str, Any], *, book: bool) -> None:
-        """Convert one ccxt order book / ticker to a Quote and hand it to the sink."""
+    def note_update(self) -> int:
+        """Count one update from the venue (for the stall watchdog and metrics); returns the receive time."""
         now = self._now_ns()
         status = self.status
         if status.last_update_ns:
             self._gaps_ns.append(now - status.last_update_ns)
         status.last_update_ns = now
         status.updates += 1
-        CONNECTOR_MESSAGES.labels(self.venue_id).inc()
+        self._m_messages.inc()
+        return now
+
+    @property
+    def tripped(self) -> bool:
+        return self._trip is not None
+
+    def on_update(self, symbol: str, data: Mapping[str, Any], *, book: bool) -> None:
+        """Convert one ccxt order book / ticker to a Quote and hand it to the sink."""
+        now = self.note_update()
+        if self._trip is not None:
+            return  # this session's books are no longer trusted; a new session rebuilds them
         instrument = self.symbols.get(symbol)
         if instrument is None:
-            self._reject("unknown_symbol")
+            self.reject("unknown_symbol")
             return
         if book:
+            behind = self._behind
+            problem = behind(self._market_ids.get(symbol, symbol), data.get("nonce")) if behind else None
+            if problem is not None:
+                self.reject("stale_snapshot")
+                self.trip("stale_snapshot", problem)
+                return
             result = quote_from_order_book(self.venue_id, instrument, data, now, depth=self.depth)
         else:
             result = quote_from_ticker(self.venue_id, instrument, data, now)
         if isinstance(result, str):
             reason = "one_sided" if "one-sided" in result else "crossed" if "crossed" in result else "invalid"
-            self._reject(reason)
+            self.reject(reason)
+            if book and reason != "one_sided":  # M7: ccxt merged a bad level; this book is wrong until rebuilt
+                self.trip("bad_book", f"{symbol}: {result}")
             return
+        self.publish(symbol, result, now)
+
+    def publish(self, symbol: str, result: Quote, now: int) -> None:
+        """Hand a Quote that passed `quote_is_sound` to the sink (latency, lag watchdog and counters on the way);
+        sinks rely on that (the workers' grid writer does not walk the depth again)."""
+        status = self.status
         if result.ts_exchange > self._max_ts_exchange:
             self._max_ts_exchange = result.ts_exchange
             self._ts_advanced_ns = now
         if result.ts_exchange != now:
             lat = now - result.ts_exchange
-            self.latencies_ns.append(lat)
-            CONNECTOR_LATENCY_SECONDS.labels(self.venue_id, "exchange_to_recv").observe(max(lat, 0) / 1e9)
+            self._m_latency.observe(max(lat, 0) / 1e9)
+            self.recv_hist[latency_bucket(lat / 1e6)] += 1
         try:
-            self.sink(result)
+            self.sink(result)  # a Quote only gets here through quote_is_sound
         except ValueError as exc:  # the grid refused it (InvalidQuote): a bug between conversion and grid rules
-            self._reject("invalid")
+            self.reject("invalid")
             log.error("connector.quote_refused venue=%s symbol=%s error=%r", self.venue_id, symbol, str(exc))
             return
         status.quotes += 1
-        CONNECTOR_QUOTES.labels(self.venue_id).inc()
+        self._failed_resyncs = 0
+        self._m_quotes.inc()
         if status.state != "connected":
             self._set_state("connected")
 
@@ -273,9 +329,29 @@ class CcxtConnector:
 
     def on_frame_error(self, exc: BaseException) -> None:
         """A frame ccxt could not decode or handle (see `catching_frame_errors`): count it, reconnect at once."""
-        self._reject("malformed")
-        self._frame_error = exc
+        self.reject("malformed")
         log.warning("connector.frame_error venue=%s error=%r", self.venue_id, str(exc)[:200])
+        self.trip("malformed", f"frame ccxt could not handle: {exc!r}")
+
+    def trip(self, cause: str, detail: str) -> None:
+        """End this session now: nothing more from it reaches the grid; the venue's books are rebuilt on a new one."""
+        if self._trip is not None:
+            return
+        if cause in _RESYNC_CAUSES:
+            self.status.gaps += 1
+            CONNECTOR_GAPS.labels(self.venue_id).inc()
+            self._count_resync()
+        log.warning("connector.trip venue=%s cause=%s detail=%r", self.venue_id, cause, detail[:200])
+        self._trip = _Reconnect(cause, detail)
+        self._wake.set()
+
+    def _count_resync(self) -> None:
+        """One more book rebuild; `max_resyncs` in a row without a good quote in between make the venue unhealthy."""
+        self.status.resyncs += 1
+        self._failed_resyncs += 1
+
+    def _on_guard_trip(self, detail: str) -> None:
+        self.trip("gap", detail)
 
     # --- session ----------------------------------------------------------------------------------------------------
 
@@ -284,7 +360,13 @@ class CcxtConnector:
             "enableRateLimit": True,
             "options": {"fetchCurrencies": False, "fetchMargins": False, "maxRetriesOnFailure": 0},
         }
+        if self.rate_limit_ms is not None:
+            options["rateLimit"] = self.rate_limit_ms
         exchange = self._factory(str(self.venue.ccxt_id), options)
+        if hasattr(type(exchange), "arb_on_trip"):  # a guarded class (arb.connectors.guards)
+            exchange.arb_on_trip = self._on_guard_trip
+        # Looked up once per session, not per book update: the guard's "is this book behind the stream" check.
+        self._behind = getattr(getattr(exchange, "arb_guard", None), "behind", None)
         if self.endpoint is not None:
             point_at_local(exchange, self.endpoint.http_url, self.endpoint.ws_url)
         return exchange
@@ -299,44 +381,110 @@ class CcxtConnector:
             )
         self.status.dropped_symbols = dropped
         self.status.symbols = len(listed)
+        self._market_ids = {s: str(exchange.markets[s]["id"]) for s in listed}
         if not listed:
             raise _Reconnect("error", "the venue lists none of the configured symbols", self.backoff_max_s)
         return listed
 
     async def _watch_books_for_symbols(self, exchange: Any, symbols: list[str]) -> None:
-        while True:
-            # A cancel that ccxt's futures (or 3.11's wait_for) swallowed must not lead to one more watch: that call
-            # would re-open the exchange's HTTP session after we closed it.
-            tasks.raise_if_cancelling()
-            try:
-                book = await exchange.watch_order_book_for_symbols(symbols)
-            except self._ccxt_errors().InvalidNonce as exc:  # includes ChecksumError
-                self._on_gap(str(exc))
-                continue
-            self.on_update(book["symbol"], book, book=True)
+        """One multi-symbol watch per chunk: publish the book it returns at once, then, `SWEEP_S` later, every other
+        book of the chunk that changed meanwhile, and watch again.
+
+        Why not just watch again: a multi-symbol watch resolves one future per wake-up with *one* book while ccxt may
+        have merged updates of many symbols from the same socket read (those would reach the grid only when their
+        symbol happens to be returned), and each call costs ccxt O(symbols) (it re-validates every symbol and races a
+        future per symbol): calling it per message costs ~1 ms per update on a 100-symbol chunk. Pausing `SWEEP_S`
+        between calls bounds that to 1/SWEEP_S calls a second, whatever the message rate, for at most `SWEEP_S` of
+        extra latency on the books that were not the one returned."""
+        seen = self._seen
+        books = exchange.orderbooks
+        limit = self.venue.book_limit
+        name = f"connector-{self.venue_id}-watch"
+        InvalidNonce = self._ccxt_errors().InvalidNonce
+        # The next watch is always outstanding, also while we pause: a dropped connection then fails it (and the
+        # session is rebuilt and counted) instead of ccxt quietly reconnecting on our next call.
+        pending = tasks.spawn(exchange.watch_order_book_for_symbols(symbols, limit), name=name, report=False)
+        try:
+            while True:
+                try:
+                    returned = await pending
+                except InvalidNonce as exc:  # includes ChecksumError
+                    self.on_gap(str(exc))
+                    returned = None
+                # A cancel that ccxt's futures (or 3.11's wait_for) swallowed must not lead to one more watch: that
+                # call would re-open the exchange's HTTP session after we closed it.
+                tasks.raise_if_cancelling()
+                pending = tasks.spawn(exchange.watch_order_book_for_symbols(symbols, limit), name=name, report=False)
+                if returned is not None:
+                    self._publish_if_changed(returned.get("symbol"), returned, seen)
+                await asyncio.sleep(SWEEP_S)
+                for symbol in symbols:
+                    self._publish_if_changed(symbol, books.get(symbol), seen)
+        finally:
+            await tasks.cancel_and_wait(pending)
+
+    def _publish_if_changed(self, symbol: Any, book: Any, seen: dict[str, Any]) -> None:
+        if book is None or symbol is None:
+            return
+        bids, asks = book["bids"], book["asks"]
+        if not bids or not asks:
+            return  # being rebuilt (ccxt resets it empty until the snapshot lands)
+        key: Any = (book.get("nonce"), book.get("timestamp"))
+        if key == (None, None):  # a venue with neither: compare the top of book
+            key = (bids[0][0], bids[0][1], asks[0][0], asks[0][1])
+        if seen.get(symbol) != key:
+            seen[symbol] = key
+            self.on_update(symbol, book, book=True)
 
     async def _watch_book(self, exchange: Any, symbol: str) -> None:
         while True:
             tasks.raise_if_cancelling()
             try:
-                book = await exchange.watch_order_book(symbol)
+                book = await exchange.watch_order_book(symbol, self.venue.book_limit)
             except self._ccxt_errors().InvalidNonce as exc:
-                self._on_gap(str(exc))
+                self.on_gap(str(exc))
                 continue
             self.on_update(symbol, book, book=True)
 
     async def _watch_tops(self, exchange: Any, symbols: list[str], method: str) -> None:
+        """Top-of-book streams; as for books, every changed entry of ccxt's cache is published after a wake-up, and
+        calls are spaced by `SWEEP_S`."""
         watch = getattr(exchange, method)
-        while True:
-            tasks.raise_if_cancelling()
-            tickers = await watch(symbols)
-            for symbol, ticker in tickers.items():
+        cache = exchange.bidsasks if method == "watch_bids_asks" else exchange.tickers
+        seen: dict[str, tuple[Any, ...]] = {}
+        name = f"connector-{self.venue_id}-tops"
+        pending = tasks.spawn(watch(symbols), name=name, report=False)  # always outstanding, as for books
+        try:
+            while True:
+                tickers = await pending
+                tasks.raise_if_cancelling()
+                pending = tasks.spawn(watch(symbols), name=name, report=False)
+                self._publish_changed_tops(symbols, cache, tickers, seen)
+                await asyncio.sleep(SWEEP_S)  # as for books: a multi-symbol watch call costs O(symbols)
+        finally:
+            await tasks.cancel_and_wait(pending)
+
+    def _publish_changed_tops(
+        self, symbols: list[str], cache: Any, tickers: Any, seen: dict[str, tuple[Any, ...]]
+    ) -> None:
+        for symbol in symbols:
+            ticker = cache.get(symbol) or tickers.get(symbol)
+            if ticker is None:
+                continue
+            key = (ticker.get("timestamp"), ticker.get("bid"), ticker.get("ask"), ticker.get("bidVolume"),
+                       ticker.get("askVolume"))  # fmt: skip
+            if seen.get(symbol) != key:
+                seen[symbol] = key
                 self.on_update(symbol, ticker, book=False)
 
-    def _on_gap(self, detail: str) -> None:
+    def on_gap(self, detail: str) -> None:
+        """ccxt found the gap itself and rebuilds that book on the next watch (unless rebuilds keep failing)."""
         self.status.gaps += 1
         CONNECTOR_GAPS.labels(self.venue_id).inc()
         log.warning("connector.book_resync venue=%s detail=%r", self.venue_id, detail[:200])
+        self._count_resync()
+        if self._failed_resyncs >= self.max_resyncs:
+            self.trip("unhealthy", detail)
 
     @staticmethod
     def _ccxt_errors() -> Any:
@@ -347,9 +495,17 @@ class CcxtConnector:
     def _stream_tasks(self, exchange: Any, symbols: list[str]) -> list[asyncio.Task[None]]:
         has = exchange.has
         name = f"connector-{self.venue_id}"
-        if has.get("watchOrderBookForSymbols"):
-            limit = int(exchange.options.get("arbSymbolsPerStream", 100))
+        if self.fast_binance_depth:
+            from arb.connectors.binance_fast import FastDepthStream
+
+            limit = self.venue.symbols_per_subscribe
             chunks = [symbols[i : i + limit] for i in range(0, len(symbols), limit)]
+            streams = [FastDepthStream(self, exchange, chunk, self._market_ids) for chunk in chunks]
+            return [tasks.spawn(f.run(), name=f"{name}-fast-{i}", report=False) for i, f in enumerate(streams)]
+        if has.get("watchOrderBookForSymbols"):
+            limit = self.venue.symbols_per_subscribe
+            chunks = [symbols[i : i + limit] for i in range(0, len(symbols), limit)]
+            self._seen = {}
             return [
                 tasks.spawn(self._watch_books_for_symbols(exchange, chunk), name=f"{name}-books-{i}", report=False)
                 for i, chunk in enumerate(chunks)
@@ -377,13 +533,20 @@ class CcxtConnector:
         """Wait on the stream tasks; raise _Reconnect when one fails or the feed stalls / freezes."""
         while True:
             budget = self.stall_budget_s
-            done, _ = await asyncio.wait(streams, timeout=min(budget / 2, 0.5), return_when=asyncio.FIRST_COMPLETED)
+            waker = tasks.spawn(self._wake.wait(), name=f"connector-{self.venue_id}-wake", report=False)
+            try:
+                done, _ = await asyncio.wait(
+                    [*streams, waker], timeout=min(budget / 2, 0.5), return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                await tasks.cancel_and_wait(waker)
+            if self._trip is not None:
+                raise self._trip
             for task in done:
+                if task is waker:
+                    continue
                 exc = task.exception()
                 raise self._classify(exc if exc is not None else _Reconnect("error", "stream ended"), exchange)
-            if self._frame_error is not None:
-                exc, self._frame_error = self._frame_error, None
-                raise _Reconnect("malformed", f"frame ccxt could not handle: {exc!r}")
             now = self._now_ns()
             last = self.status.last_update_ns or self.status.since_ns
             if (now - last) / 1e9 > budget:
@@ -401,7 +564,8 @@ class CcxtConnector:
         while True:
             tasks.raise_if_cancelling()
             exchange = self._exchange = self._create()
-            self._frame_error = None
+            self._trip = None
+            self._wake.clear()
             streams: list[asyncio.Task[None]] = []
             updates_before = self.status.updates
             wait = 0.0
@@ -424,7 +588,16 @@ class CcxtConnector:
                     self._set_state("down", self.status.last_error)
                 if self.status.updates > updates_before:  # the session worked for a while: start backing off anew
                     backoff = self.backoff_initial_s
-                wait = max(self._rng.uniform(0, backoff), reconnect.wait_s)
+                # Retry-After is whole seconds on the venue's clock: come back a little after it, never at the edge
+                # (Binance bans an IP for calls inside the window: 418).
+                floor = reconnect.wait_s * RETRY_AFTER_MARGIN + 0.1 if reconnect.wait_s > 0 else 0.0
+                wait = max(self._rng.uniform(0, backoff), floor)
+                if self._failed_resyncs >= self.max_resyncs:  # M4: not a storm; the venue is unhealthy
+                    self.status.last_error = (
+                        f"unhealthy: {self._failed_resyncs} book rebuilds in a row failed; last: {reconnect}"
+                    )[:300]
+                    wait = max(wait, self.backoff_max_s)
+                    self._failed_resyncs = 0
                 log.warning(
                     "connector.reconnect venue=%s cause=%s wait_s=%.2f detail=%r",
                     self.venue_id,
@@ -440,15 +613,6 @@ class CcxtConnector:
             if self.status.state == "stale":
                 self._set_state("down", "reconnecting after stall")
             await asyncio.sleep(wait)
-
-    def latency_percentiles_ms(self) -> dict[str, float]:
-        if not self.latencies_ns:
-            return {"p50": 0.0, "p99": 0.0}
-        ordered = sorted(self.latencies_ns)
-        return {
-            "p50": ordered[len(ordered) // 2] / 1e6,
-            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6,
-        }
 
 
 def _ccxt_client_of(exc: BaseException) -> Any:

@@ -9,27 +9,26 @@ them: a one-sided, crossed or non-finite book gives the reason (a str), never a 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from arb.model import MAX_DEPTH, Quote, quote_problems
+from arb.model import MAX_DEPTH, Quote, quote_is_sound, quote_problems
 
 Rejected = str
 """Why a structure gave no Quote (counted per reason by the connector)."""
 
 
 def _levels(side: Any, depth: int) -> tuple[tuple[float, float], ...] | None:
-    if not isinstance(side, Sequence):
+    """[[price, amount(, ...)], ...] -> ((price, amount), ...); None when any level is not two numbers.
+
+    Hot path (one call per side per book update): `x + 0.0` is the numbers-only check (a str or None raises
+    TypeError) and costs a fraction of isinstance against the ABCs; NaN and ordering are quote_problems' job."""
+    if not isinstance(side, list | tuple):
         return None
-    out: list[tuple[float, float]] = []
-    for level in side[:depth]:
-        if not isinstance(level, Sequence) or len(level) < 2:
-            return None
-        price, size = level[0], level[1]
-        if not isinstance(price, int | float) or not isinstance(size, int | float):
-            return None
-        out.append((float(price), float(size)))
-    return tuple(out)
+    try:
+        return tuple([(level[0] + 0.0, level[1] + 0.0) for level in side[:depth]])
+    except (TypeError, IndexError, KeyError):
+        return None
 
 
 def _venue_time_ns(ts_ms: Any, ts_recv: int) -> int:
@@ -38,8 +37,9 @@ def _venue_time_ns(ts_ms: Any, ts_recv: int) -> int:
 
 
 def _checked(q: Quote) -> Quote | Rejected:
-    problems = quote_problems(q)
-    return "; ".join(problems) if problems else q
+    if quote_is_sound(q):
+        return q
+    return "; ".join(quote_problems(q)) or "unsound quote"
 
 
 def quote_from_order_book(

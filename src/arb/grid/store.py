@@ -8,6 +8,7 @@ write script and MULTI need):
     {arb}:grid:layout   string layout id of whoever wrote the blob; checked on every write and grid read
     {arb}:feed          stream one entry per written chunk: c = batch counter, q = msgpack list of its quotes
     {arb}:feed:pos      hash   c = last counter, id = stream id of that entry
+    {arb}:venues        hash   venue id -> msgpack VenueHealth (connector workers publish it every ~0.5 s)
 
 Write path: one Lua script (EVALSHA; reloaded on NOSCRIPT, e.g. after a Redis restart) updates hash, blob, counter
 and feed of one chunk atomically. A batch bigger than `chunk_size` is cut into chunks sent as EVALSHAs in one
@@ -56,7 +57,7 @@ from arb.grid import codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable, InvalidQuote
 from arb.grid.layout import GridLayout
 from arb.metrics import GRID_QUOTES_WRITTEN, GRID_READ_SECONDS, GRID_UNAVAILABLE, GRID_WRITE_SECONDS
-from arb.model import Quote, encode_quote
+from arb.model import Quote, VenueHealth, encode_quote
 
 if TYPE_CHECKING:
     from arb.config.schema import GridSettings
@@ -64,6 +65,9 @@ if TYPE_CHECKING:
     from arb.grid.writer import GridWriter
 
 log = logging.getLogger(__name__)
+
+_HEALTH_ENCODER: Final = msgspec.msgpack.Encoder()
+_HEALTH_DECODER: Final = msgspec.msgpack.Decoder(VenueHealth)
 
 NowNs = Callable[[], int]
 FloatArray = npt.NDArray[np.float64]
@@ -263,14 +267,17 @@ class GridKeys(msgspec.Struct, frozen=True):
     layout: str
     feed: str
     pos: str
+    venues: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
         tag = "{" + prefix + "}"
-        return cls(f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos")
+        return cls(
+            f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues"
+        )
 
     def all(self) -> tuple[str, ...]:
-        return (self.grid, self.tob, self.layout, self.feed, self.pos)
+        return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues)
 
 
 @contextmanager
@@ -411,7 +418,7 @@ class PriceGrid:
         self._script_sha = str(sha.decode() if isinstance(sha, bytes) else sha)
         return self._script_sha
 
-    def prepare(self, quotes: Sequence[Quote]) -> PreparedWrite:
+    def prepare(self, quotes: Sequence[Quote], *, validated: bool = False) -> PreparedWrite:
         """Validate and encode a batch for `send` (pure CPU, no I/O).
 
         Refuses the whole batch (InvalidQuote) if any quote fails `quote_problems` or names an instrument/venue the
@@ -420,7 +427,7 @@ class PriceGrid:
         """
         if not quotes:
             raise ValueError("a grid write needs at least one quote")
-        packed = codec.pack(self.layout, quotes)
+        packed = codec.pack(self.layout, quotes, validated=validated)
         if packed.rejected:
             first = packed.rejected[0]
             q = first.quote
@@ -465,14 +472,16 @@ class PriceGrid:
         batches: Iterable[Sequence[Quote]],
         *,
         on_written: Callable[[int, FeedPosition], None] | None = None,
+        validated: bool = False,
     ) -> int:
         """Write batches in order, each atomically, with the next batch prepared while the previous is in flight.
 
         Why: preparing (validation, encoding) costs Python about as much as Redis spends executing a batch, and the
         two run on different cores; overlapping them nearly doubles throughput. Still one write in flight at a time,
-        so batches land in order. `on_written(n_quotes, position)` is called as each batch is confirmed. Returns the
-        number of quotes written; on failure raises like `write` (earlier batches stay written, later ones are not
-        attempted).
+        so batches land in order. `on_written(n_quotes, position)` is called as each batch is confirmed. `validated`:
+        every quote already passed `quote_is_sound` (GridWriter.put checks each), so depth is not re-checked.
+        Returns the number of quotes written; on failure raises like `write` (earlier batches stay written, later ones
+        are not attempted).
         """
         written = 0
         in_flight: tuple[asyncio.Task[FeedPosition], int] | None = None
@@ -490,7 +499,7 @@ class PriceGrid:
         try:
             for batch in batches:
                 try:
-                    prepared = self.prepare(batch)
+                    prepared = self.prepare(batch, validated=validated)
                 finally:  # also when prepare refuses the batch: what is in flight lands first
                     await settle()
                 task = tasks.spawn(self.send(prepared), name="grid-write", report=False)
@@ -611,6 +620,28 @@ class PriceGrid:
         entries = next(iter(raw.values()))[0] if isinstance(raw, dict) else raw[0][1]  # RESP3: {stream: [entries]}
         return cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
 
+    async def publish_health(self, healths: Sequence[VenueHealth]) -> None:
+        """Store each venue's feed health under `{prefix}:venues` (one HSET)."""
+        if not healths:
+            return
+        mapping: dict[str | bytes, bytes] = {h.venue: _HEALTH_ENCODER.encode(h) for h in healths}
+        with redis_errors("publish_health"):
+            await self.client.hset(self.keys.venues, mapping=cast(Any, mapping))
+
+    async def read_health(self) -> dict[str, VenueHealth]:
+        """Every venue's last published feed health; an unreadable entry is logged and left out, never guessed."""
+        with redis_errors("read_health"):
+            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.venues))
+        out: dict[str, VenueHealth] = {}
+        for key, value in raw.items():
+            try:
+                health = _HEALTH_DECODER.decode(value)
+            except msgspec.MsgspecError as exc:
+                log.error("grid.health_unreadable venue=%r error=%r", key, str(exc))
+                continue
+            out[health.venue] = health
+        return out
+
     async def reset(self) -> None:
         """Delete the whole grid (hash, blob, layout id, feed, position), e.g. after a layout change."""
         with redis_errors("reset"):
@@ -631,10 +662,19 @@ class PriceGrid:
 
     # --- companions -------------------------------------------------------------------------------------------
 
-    def writer(self, *, max_batch: int = 1000, max_delay_ms: float = 5.0, max_pending: int = 100_000) -> GridWriter:
+    def writer(
+        self,
+        *,
+        max_batch: int = 1000,
+        max_delay_ms: float = 5.0,
+        max_pending: int = 100_000,
+        on_written: Callable[[list[Quote]], None] | None = None,
+    ) -> GridWriter:
         from arb.grid.writer import GridWriter
 
-        return GridWriter(self, max_batch=max_batch, max_delay_ms=max_delay_ms, max_pending=max_pending)
+        return GridWriter(
+            self, max_batch=max_batch, max_delay_ms=max_delay_ms, max_pending=max_pending, on_written=on_written
+        )
 
     def mirror(
         self,

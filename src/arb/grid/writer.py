@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final, Literal
 
 from arb import tasks
 from arb.grid import codec
 from arb.grid.errors import GridError, InvalidQuote
 from arb.metrics import GRID_WRITER_DROPPED
-from arb.model import Quote
+from arb.model import Quote, quote_is_sound
 
 if TYPE_CHECKING:
     from arb.grid.store import FeedPosition, PriceGrid
@@ -40,8 +40,15 @@ class GridWriter:
     """
 
     def __init__(
-        self, grid: PriceGrid, *, max_batch: int = 1000, max_delay_ms: float = 5.0, max_pending: int = 100_000
+        self,
+        grid: PriceGrid,
+        *,
+        max_batch: int = 1000,
+        max_delay_ms: float = 5.0,
+        max_pending: int = 100_000,
+        on_written: Callable[[list[Quote]], None] | None = None,
     ) -> None:
+        """`on_written(batch)` is called once Redis confirmed a batch (e.g. to measure exchange -> grid latency)."""
         if max_batch < 1 or max_pending < max_batch or max_delay_ms <= 0:
             raise ValueError("need max_batch >= 1, max_pending >= max_batch and max_delay_ms > 0")
         self._grid = grid
@@ -53,6 +60,7 @@ class GridWriter:
         self._task: asyncio.Task[None] | None = None
         self._state: Literal["new", "open", "closed"] = "new"
         self._failing = False
+        self._on_written = on_written
         self.written = 0
         self.dropped = 0
 
@@ -60,9 +68,10 @@ class GridWriter:
     def pending(self) -> int:
         return len(self._pending)
 
-    def put(self, quote: Quote) -> None:
+    def put(self, quote: Quote, *, checked: bool = False) -> None:
         """Queue one quote. Raises InvalidQuote at once for a quote the grid would refuse, so the bad one is
-        reported to the connector that produced it instead of failing a whole batch later."""
+        reported to the connector that produced it instead of failing a whole batch later. `checked`: the caller
+        just ran `arb.model.quote_is_sound` on it (the connectors do), so it is not walked again here."""
         if self._state != "open":
             raise RuntimeError(f"GridWriter is {self._state}; use it inside `async with`")
         if (quote.instrument, quote.venue) not in self._grid.layout.cells:
@@ -70,7 +79,7 @@ class GridWriter:
                 f"quote (venue={quote.venue!r}, instrument={quote.instrument!r}) is not a cell of the grid layout"
             )
         try:
-            sound = codec.quote_is_sound(quote)
+            sound = checked or quote_is_sound(quote)
         except TypeError:  # a field of the wrong type (construction does not check types)
             sound = False
         if not sound:
@@ -90,21 +99,27 @@ class GridWriter:
         is dropped and counted (see the module docstring)."""
         async with self._lock:
             taken = confirmed = 0
+            in_flight: collections.deque[list[Quote]] = collections.deque()
 
             def batches() -> Iterator[list[Quote]]:
                 nonlocal taken
                 while self._pending:
                     n = min(len(self._pending), self._max_batch)
                     taken += n
-                    yield [self._pending.popleft() for _ in range(n)]
+                    batch = [self._pending.popleft() for _ in range(n)]
+                    in_flight.append(batch)
+                    yield batch
 
             def written(n: int, _position: FeedPosition) -> None:
                 nonlocal confirmed
                 confirmed += n
                 self.written += n
+                batch = in_flight.popleft()
+                if self._on_written is not None:
+                    self._on_written(batch)
 
             try:
-                await self._grid.write_many(batches(), on_written=written)
+                await self._grid.write_many(batches(), on_written=written, validated=True)
             except InvalidQuote as e:  # put() validates, so only a bug gets here
                 self._count_dropped(taken - confirmed, "refused")
                 log.error("grid.writer_batch_refused dropped=%d error=%r", taken - confirmed, str(e))

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tick-hz", type=float, default=10.0, help="market steps a second")
     p.add_argument("--book-update-hz", type=float, default=5.0, help="refreshes a second per book (<= tick-hz)")
     p.add_argument("--depth", type=int, default=20, help="levels a side on every book")
+    p.add_argument("--regular", action="store_true", help="refresh every book exactly --book-update-hz times a second")
     p.add_argument("--truth", default=None, help="JSON-lines file for the dislocation ground truth")
     p.add_argument("--redis-url", default=None, help="also write the ground truth to this Redis ({arb}:sim:truth)")
     p.add_argument("--dislocations-per-min", type=float, default=0.0, help="random dislocation rate (0: none)")
@@ -53,7 +54,13 @@ async def _run(args: argparse.Namespace) -> None:
         redis = aioredis.Redis.from_url(args.redis_url)
     truth = TruthLog(args.truth, redis=redis) if (args.truth or redis is not None) else None
     schedule = DislocationSchedule(rate_per_min=args.dislocations_per_min) if args.dislocations_per_min > 0 else None
-    config = MarketConfig(seed=args.seed, tick_hz=args.tick_hz, book_update_hz=args.book_update_hz, depth=args.depth)
+    config = MarketConfig(
+        seed=args.seed,
+        tick_hz=args.tick_hz,
+        book_update_hz=args.book_update_hz,
+        depth=args.depth,
+        regular=args.regular,
+    )
     venue_ids = [v for v in args.venues.split(",") if v] or None
     group = SimExchangeGroup.from_settings(
         settings,

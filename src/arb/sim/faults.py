@@ -14,6 +14,8 @@ Faults and what the client sees:
 | `skip_sequence` | the next `count` updates of a sequenced stream are withheld, so the next one's first id jumps  |
 |                 | (M3); the book behind it moved, so a client that ignores the gap holds a wrong book            |
 | `bad_checksum`  | the next `count` checksummed messages carry a wrong checksum (venues with checksums, M6)       |
+| `stale_snapshot`| the next `count` REST book snapshots carry an update id `lag` behind the stream (M4: a snapshot |
+|                 | older than the first buffered update; a client must fetch again, never serve it)               |
 | `malformed`     | the next `count` updates are replaced by a bad frame: invalid JSON, wrong types, a NaN price, |
 |                 | or a level that crosses the book (M7); the update is lost, so a gap follows                   |
 | `rate_limit`    | the next `requests` REST calls get 429 (or 418) with Retry-After; with `escalate`, a call    |
@@ -71,6 +73,11 @@ class BadChecksum(_Spec, tag="bad_checksum"):
     symbol: str | None = None
 
 
+class StaleSnapshot(_Spec, tag="stale_snapshot"):
+    count: PosInt = 1
+    symbol: str | None = None
+
+
 class Malformed(_Spec, tag="malformed"):
     kind: MalformedKind = "invalid_json"
     count: PosInt = 1
@@ -107,6 +114,7 @@ FaultSpec = (
     | Stall
     | SkipSequence
     | BadChecksum
+    | StaleSnapshot
     | Malformed
     | RateLimit
     | Maintenance
@@ -149,7 +157,7 @@ class Faults:
         self._clock = clock
         self._wall_ms = wall_ms
         self.injected: Counter[str] = Counter()
-        self._armed: dict[str, dict[str | None, int]] = {"skip_sequence": {}, "bad_checksum": {}}
+        self._armed: dict[str, dict[str | None, int]] = {"skip_sequence": {}, "bad_checksum": {}, "stale_snapshot": {}}
         self._malformed: list[list[Any]] = []  # [kind, symbol, remaining]
         self._stalled_until = -math.inf
         self._maintenance_until = -math.inf
@@ -186,6 +194,8 @@ class Faults:
                 self.skip_sequence(count, symbol=symbol)
             case BadChecksum(count=count, symbol=symbol):
                 self.bad_checksum(count, symbol=symbol)
+            case StaleSnapshot(count=count, symbol=symbol):
+                self.stale_snapshot(count, symbol=symbol)
             case Malformed(kind=kind, count=count, symbol=symbol):
                 self.malformed(kind, count, symbol=symbol)
             case RateLimit():
@@ -226,6 +236,10 @@ class Faults:
     def bad_checksum(self, count: int = 1, *, symbol: str | None = None) -> None:
         """Give the next `count` checksummed messages a wrong checksum (a no-op on venues without checksums)."""
         self._arm_counted("bad_checksum", count, symbol)
+
+    def stale_snapshot(self, count: int = 1, *, symbol: str | None = None) -> None:
+        """Serve the next `count` REST book snapshots (of `symbol`, or of any) as of an update id the stream passed."""
+        self._arm_counted("stale_snapshot", count, symbol)
 
     def malformed(self, kind: MalformedKind = "invalid_json", count: int = 1, *, symbol: str | None = None) -> None:
         """Replace the next `count` updates (of `symbol`, or of any) with a malformed frame of `kind`."""

@@ -74,6 +74,9 @@ _SPREAD_BPS: Final[dict[str, float]] = {
 }
 """Typical half-spread by asset class; each venue x instrument draws its own around it."""
 
+USD_PER_UNIT: Final[dict[str, float]] = {"USD": 1.0, "USDT": 1.0, "USDC": 1.0, "DAI": 1.0, "EUR": 1.08, "GBP": 1.27}
+"""Seed FX for crypto quoted in other money: what one unit of the quote currency is worth in USD."""
+
 _PRICE_RANGE: Final[dict[str, tuple[float, float]]] = {
     "crypto_major": (0.5, 500.0),
     "crypto_alt": (0.01, 50.0),
@@ -116,21 +119,33 @@ class InstrumentSpec:
 
     @classmethod
     def derive(
-        cls, instrument_id: str, *, base: str | None = None, asset_class: str = "crypto_alt", price: float | None = None
+        cls,
+        instrument_id: str,
+        *,
+        base: str | None = None,
+        quote: str | None = None,
+        asset_class: str = "crypto_alt",
+        price: float | None = None,
     ) -> InstrumentSpec:
         """A spec with a plausible price, tick (1-10 ppm of price, within 1e-8..0.01) and lot step (~1 quote unit).
 
         Price: `price`, else the seed table (base asset for crypto, instrument id otherwise), else a deterministic
-        log-uniform draw from the asset class's range, keyed by the name so every run agrees.
+        log-uniform draw from the asset class's range, keyed by the same name so every run agrees. A crypto price is
+        in USD and converted to `quote` (BTC/EUR is BTC/USD over EUR/USD), so one coin's books agree across quotes.
         """
         if price is None:
-            key = base if asset_class.startswith("crypto") and base else instrument_id
-            price = SEED_PRICES.get(key if key is not None else instrument_id)
-        if price is None:
-            lo, hi = _PRICE_RANGE.get(asset_class, (0.1, 100.0))
-            u = stable_unit(instrument_id)
-            raw = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-            price = float(f"{raw:.4g}")
+            crypto = asset_class.startswith("crypto") and base is not None
+            key = base if crypto and base is not None else instrument_id
+            price = SEED_PRICES.get(key)
+            if price is None:
+                lo, hi = _PRICE_RANGE.get(asset_class, (0.1, 100.0))
+                u = stable_unit(key)
+                raw = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+                price = float(f"{raw:.4g}")
+            if crypto and quote is not None:
+                if quote not in USD_PER_UNIT:
+                    raise ValueError(f"instrument {instrument_id}: no USD rate for quote currency {quote!r}")
+                price = float(f"{price / USD_PER_UNIT[quote]:.6g}")
         tick = min(0.01, max(1e-8, 10.0 ** (math.floor(math.log10(price)) - 5)))
         step = min(1.0, _pow10_at_most(1.0 / price))
         return cls(instrument_id, price, float(f"{tick:.0e}"), float(f"{step:.0e}"), asset_class)
@@ -145,6 +160,10 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     book_update_hz: float = 5.0
     """Mean refreshes per second of one book (so offered load = books x this); at most `tick_hz`, since a book
     refreshes at most once a step."""
+    regular: bool = False
+    """False: each book refreshes at random (a Bernoulli draw per step, so some books stay quiet for seconds, as an
+    illiquid book does). True: every book refreshes exactly `book_update_hz` times a second at its own phase, so none
+    goes quieter than 1/book_update_hz (the demo: every book stays within its venue's quote-age limit)."""
     depth: int = 20
     """Levels per side on every book (DESIGN: quotes carry up to 20)."""
     volatility_bps: float = 1.0
@@ -396,6 +415,8 @@ class VenueFeed:
         self.offset_bps = rng.normal(0.0, cfg.venue_offset_bps, n) if cfg.venue_offset_bps else np.zeros(n)
         self.noise_bps = rng.normal(0.0, cfg.venue_noise_bps, n) if cfg.venue_noise_bps else np.zeros(n)
         self.half_spread_bps = np.asarray(spread_typ) * cfg.spread_factor * rng.lognormal(0.0, 0.3, n)
+        self.phase = rng.random(n)
+        """Refresh phase of each book in a regular market (a fraction of the refresh period)."""
         self.shift = np.ones(n)
         """Product of (1 + bps/1e4) over this book's active dislocations."""
         prices = market.mid[self.inst_idx] if n else np.zeros(0)
@@ -572,7 +593,12 @@ class Market:
                 feed.noise_bps = phi * feed.noise_bps + math.sqrt(1 - phi * phi) * cfg.venue_noise_bps * (
                     self._rng.standard_normal(n)
                 )
-            selected = self._rng.random(n) < p
+            if cfg.regular:
+                # Book i refreshes when t * hz - phase_i crosses an integer during (t - dt, t].
+                t1 = now / NS_PER_S * cfg.book_update_hz - feed.phase
+                selected = np.floor(t1) > np.floor(t1 - dt * cfg.book_update_hz)
+            else:
+                selected = self._rng.random(n) < p
             for row in forced.get(venue, ()):
                 selected[row] = True
             updates = feed._refresh(self, np.flatnonzero(selected), now)

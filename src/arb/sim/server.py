@@ -30,7 +30,7 @@ import itertools
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import msgspec
@@ -109,6 +109,36 @@ class Protocol(abc.ABC):
 
     def on_maintenance(self, conn: Connection) -> None:  # noqa: B027 - optional hook
         """Just before a connection is closed for maintenance (e.g. send the venue's shutdown notice)."""
+
+
+def add_get_routes(
+    app: web.Application,
+    routes: Mapping[str, Callable[[web.Request], Any]],
+    *,
+    refused: type[Exception],
+    error: Callable[[Any], web.Response],
+    body: Callable[[Any], web.Response] | None = None,
+) -> None:
+    """Add synchronous REST handlers for a protocol: `refused` (the venue's own bad-request exception) is answered
+    with `error(exc)`, a result with `body(result)` (None: the handler already built the response)."""
+    for path, fn in routes.items():
+        app.router.add_get(path, _get_handler(fn, refused, error, body))
+
+
+def _get_handler(
+    fn: Callable[[web.Request], Any],
+    refused: type[Exception],
+    error: Callable[[Any], web.Response],
+    body: Callable[[Any], web.Response] | None,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            result = fn(request)
+        except refused as exc:
+            return error(exc)
+        return result if body is None else body(result)
+
+    return handler
 
 
 class Connection:
@@ -403,6 +433,7 @@ class SimVenue:
     # ------------------------------------------------------------------ market -> clients
 
     def _on_updates(self, updates: Sequence[BookUpdate]) -> None:
+        self.stats["book_updates"] += len(updates)  # the offered load (benchmarks compare what arrived with it)
         subs = self._subs
         if not subs or self.faults.stalled():
             return
@@ -609,7 +640,7 @@ class SimExchangeGroup:
         }
         used = {iid for per_venue in symbols.values() for iid in per_venue}
         specs = [
-            InstrumentSpec.derive(iid, base=inst.base, asset_class=inst.asset_class)
+            InstrumentSpec.derive(iid, base=inst.base, quote=inst.quote, asset_class=inst.asset_class)
             for iid, inst in settings.instruments.items()
             if iid in used
         ]

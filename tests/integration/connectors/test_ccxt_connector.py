@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+import pytest
 
 from arb.config import VenueConfig, load_settings
 from arb.connectors.ccxt_pro import CcxtConnector, ConnectorOptions, LocalEndpoint, catching_frame_errors
-from arb.grid import GridLayout, GridWriter, PriceGrid
-from arb.model import quote_problems
+from arb.grid import GridLayout, PriceGrid
+from arb.model import Quote, quote_problems
 from arb.sim.server import SimVenue
 from arb.tasks import cancel_and_wait, spawn
 from tests.integration.sim.support import SYMBOLS, binance_venue, eventually
@@ -25,12 +27,19 @@ INSTRUMENTS = list(SYMBOLS)
 
 @asynccontextmanager
 async def streaming(
-    venue: SimVenue, redis_url: str, options: ConnectorOptions = FAST
+    venue: SimVenue, redis_url: str, options: ConnectorOptions = FAST, seen: list[Quote] | None = None
 ) -> AsyncIterator[tuple[CcxtConnector, PriceGrid]]:
+    """The connector streaming `venue` into a real grid; every quote it writes is also appended to `seen`."""
     layout = GridLayout.from_lists(INSTRUMENTS, ["binance"], {"binance": 2000})
     cfg = load_settings().venues["binance"]
     async with PriceGrid.from_url(redis_url, layout) as grid, grid.writer(max_delay_ms=2.0) as writer:
-        connector = connector_for(venue, writer, cfg, options)
+
+        def sink(quote: Quote) -> None:
+            if seen is not None:
+                seen.append(quote)
+            writer.put(quote)
+
+        connector = connector_for(venue, sink, cfg, options)
         with catching_frame_errors([connector]):
             task = spawn(connector.run(), name="test-connector")
             try:
@@ -40,10 +49,12 @@ async def streaming(
                 gc.collect()  # an exchange this test leaked is reported here, by this test
 
 
-def connector_for(venue: SimVenue, writer: GridWriter, cfg: VenueConfig, options: ConnectorOptions) -> CcxtConnector:
+def connector_for(
+    venue: SimVenue, sink: Callable[[Quote], None], cfg: VenueConfig, options: ConnectorOptions
+) -> CcxtConnector:
     symbols = {sym: inst for inst, sym in SYMBOLS.items()}
     return CcxtConnector(
-        "binance", cfg, symbols, writer.put, endpoint=LocalEndpoint(venue.http_url, venue.ws_url), options=options
+        "binance", cfg, symbols, sink, endpoint=LocalEndpoint(venue.http_url, venue.ws_url), options=options
     )
 
 
@@ -156,3 +167,85 @@ async def test_a_429_is_backed_off_per_retry_after(redis_url: str) -> None:
             assert connector.status.last_error.startswith("rate_limit")
             assert connector.status.reconnects == 1
             await asyncio.sleep(0)
+
+
+def sequences_never_go_back(quotes: list[Quote]) -> bool:
+    last: dict[str, int] = {}
+    for q in quotes:
+        if q.sequence < last.get(q.instrument, -1):
+            return False
+        last[q.instrument] = q.sequence
+    return True
+
+
+@pytest.mark.parametrize("kind", ["crossed", "nan_price"])
+async def test_a_bad_level_ccxt_merged_invalidates_the_book_and_it_is_rebuilt(redis_url: str, kind: str) -> None:
+    """FAULTS M7: ccxt keeps a crossing / NaN level in its book; the connector must not trust that book again."""
+    seen: list[Quote] = []
+    async with binance_venue() as venue, streaming(venue, redis_url, seen=seen) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.malformed(kind, symbol="ETH/USDT")  # type: ignore[arg-type]
+
+        await eventually(lambda: connector.status.resyncs >= 1, 5)
+        assert connector.status.rejected.get("crossed", 0) + connector.status.rejected.get("invalid", 0) >= 1
+        before = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > before + 10, 10)
+        await settle(venue, grid)
+        assert all(quote_problems(q) == [] for q in seen), "a bad book reached the grid"
+
+
+async def test_a_snapshot_older_than_the_stream_is_never_used_and_is_fetched_again(redis_url: str) -> None:
+    """FAULTS M4: ccxt resolves the watch with a snapshot the buffered diffs already passed; we refuse it."""
+    seen: list[Quote] = []
+    async with binance_venue() as venue, streaming(venue, redis_url, seen=seen) as (connector, grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.stale_snapshot(symbol="BTC/USDT")
+        venue.faults.drop()  # the new session fetches new snapshots: BTC's is stale
+
+        await eventually(lambda: venue.faults.injected["stale_snapshot"] == 1, 5)
+        await eventually(lambda: connector.status.rejected.get("stale_snapshot", 0) >= 1, 5)
+        before = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > before + 10, 10)
+        await settle(venue, grid)
+        assert sequences_never_go_back(seen), "a stale snapshot reached the grid"
+
+
+async def test_snapshots_that_stay_stale_mark_the_venue_unhealthy_instead_of_a_resync_storm(redis_url: str) -> None:
+    """FAULTS M4: after `max_resyncs` failed rebuilds in a row the venue backs off for its long backoff."""
+    options = ConnectorOptions(
+        backoff_initial_s=0.05, backoff_max_s=3.0, min_stall_budget_s=0.5, first_update_timeout_s=5.0, max_resyncs=3
+    )
+    async with binance_venue() as venue, streaming(venue, redis_url, options) as (connector, _grid):
+        await eventually(lambda: connector.status.quotes >= 10, 10)
+
+        venue.faults.stale_snapshot(count=1000)
+        venue.faults.drop()
+
+        await eventually(lambda: connector.status.last_error.startswith("unhealthy"), 10)
+        assert connector.status.state == "down"
+        resyncs = connector.status.resyncs
+        await asyncio.sleep(1.0)
+        assert connector.status.resyncs == resyncs, "kept rebuilding during the long backoff"
+        venue.faults.clear()
+        before = connector.status.quotes
+        await eventually(lambda: connector.status.quotes > before + 10 and connector.status.state == "connected", 10)
+
+
+async def test_a_venue_whose_clock_stops_is_marked_stale_by_the_lag_watchdog(redis_url: str) -> None:
+    """FAULTS M2: messages keep coming but their venue timestamps stop advancing."""
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, _grid):
+        await eventually(lambda: connector.status.quotes >= 60, 15)
+        updates_before = connector.status.updates
+
+        venue.faults.freeze_time(10.0)
+        frozen_at = time.monotonic()
+
+        await eventually(lambda: connector.status.state != "connected", 5, every_s=0.01)
+        assert connector.status.updates > updates_before, "updates kept arriving: this is not a silent stall"
+        assert time.monotonic() - frozen_at <= max(connector.stall_budget_s, 1.0) + 2.5  # + check interval, slack
+        await eventually(lambda: connector.status.stalls >= 1, 5)
+        assert "timestamps stopped advancing" in connector.status.last_error
+        venue.faults.clear()  # the clock runs again: the feed comes back on a new session
+        await eventually(lambda: connector.status.state == "connected", 15)

@@ -7,18 +7,13 @@ import itertools
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 
 from arb.sim.market import Market
 from arb.sim.server import SimVenue
 from arb.sim.venues.binance import BinanceProtocol
 
-from .support import LIVELY, SPECS, SYMBOLS, binance_venue
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, timeout_s: float = 3.0) -> Any:
-    return orjson.loads(await ws.receive_str(timeout=timeout_s))
+from .support import LIVELY, SPECS, SYMBOLS, binance_venue, receive, ws_client
 
 
 async def receive_where(ws: aiohttp.ClientWebSocketResponse, key: str, timeout_s: float = 3.0) -> Any:
@@ -32,8 +27,7 @@ async def receive_where(ws: aiohttp.ClientWebSocketResponse, key: str, timeout_s
 async def test_subscribe_list_and_unsubscribe_answer_as_documented() -> None:
     async with (
         binance_venue(run=False) as venue,
-        aiohttp.ClientSession() as session,
-        session.ws_connect(venue.ws_url + "/ws") as ws,
+        ws_client(venue, "/ws") as ws,
     ):
         await ws.send_str('{"method":"SUBSCRIBE","params":["btcusdt@depth@100ms","ethusdt@bookTicker"],"id":1}')
         assert await receive(ws) == {"result": None, "id": 1}
@@ -64,8 +58,7 @@ async def test_bad_requests_get_binance_error_replies_and_change_nothing(
 ) -> None:
     async with (
         binance_venue(run=False) as venue,
-        aiohttp.ClientSession() as session,
-        session.ws_connect(venue.ws_url + "/ws") as ws,
+        ws_client(venue, "/ws") as ws,
     ):
         await ws.send_str(request_text)
 
@@ -102,8 +95,7 @@ async def test_diffs_chain_from_the_rest_snapshot_by_u_and_combined_streams_are_
 async def test_a_partial_depth_stream_carries_the_top_levels_of_the_book() -> None:
     async with (
         binance_venue() as venue,
-        aiohttp.ClientSession() as session,
-        session.ws_connect(venue.ws_url + "/ws/ethusdt@depth10@100ms") as ws,
+        ws_client(venue, "/ws/ethusdt@depth10@100ms") as ws,
     ):
         book = venue.book_for_symbol("ETH/USDT")
         async with asyncio.timeout(3):

@@ -25,8 +25,9 @@ async def test_the_sim_process_serves_its_venues_until_sigterm(tmp_path: Path) -
     try:
         assert proc.stdout is not None
         ready = orjson.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
-        exchange = ccxtpro.binance()
-        point_at_local(exchange, ready["venues"]["coinbase"]["http_url"], ready["venues"]["coinbase"]["ws_url"])
+        served = ready["venues"]["coinbase"]
+        exchange = getattr(ccxtpro, served["protocol"])({"rateLimit": 2})  # the class of the format it is served in
+        point_at_local(exchange, served["http_url"], served["ws_url"])
         try:
             ob = await exchange.watch_order_book("BTC/USD")
         finally:

@@ -31,7 +31,12 @@ def test_shipped_config_loads_with_the_spec_universe() -> None:
     by_class: dict[str, int] = {}
     for inst in settings.instruments.values():
         by_class[inst.asset_class] = by_class.get(inst.asset_class, 0) + 1
-    assert by_class == {"crypto_major": 50, "crypto_alt": 150, "fx": 50, "commodity": 30, "index": 20}
+    assert by_class == {"crypto_major": 95, "crypto_alt": 248, "fx": 50, "commodity": 30, "index": 20}
+    crypto = [i for i in settings.instruments.values() if i.asset_class.startswith("crypto")]
+    in_usd = [i.asset_class for i in crypto if i.quote == "USD"]
+    assert (in_usd.count("crypto_major"), in_usd.count("crypto_alt")) == (50, 150), "the spec's crypto universe"
+    multi = [i for i in settings.instruments.values() if sum(settings.venues[v].kind == "cex" for v in i.venues) >= 2]
+    assert len(multi) >= 300, "the demo needs 300+ instruments that two CEX venues quote"
     assert settings.thresholds.min_net_spread == 0.001
     assert settings.thresholds.max_slippage == 0.0005
     assert settings.thresholds.min_volume_usd == 1000

@@ -33,6 +33,11 @@ def test_a_sound_book_gives_top_of_book_depth_venue_time_and_update_id() -> None
         ([[102.0, 1.0]], [[101.0, 1.0]], "crossed book"),
         ([[math.nan, 1.0]], [[101.0, 1.0]], "bid must be a positive finite number"),
         ([["100", 1.0]], [[101.0, 1.0]], "malformed book sides"),
+        ([[100.0, -1.0]], [[101.0, 1.0]], "bid_size must be a non-negative finite number"),
+        ([[100.0, 1.0], [99.0, -2.0]], [[101.0, 1.0]], "bids level (99.0, -2.0) is not a positive price and size"),
+        ([[100.0, 1.0], [100.5, 2.0]], [[101.0, 1.0]], "bids are not sorted descending"),
+        ([[100.0, 1.0]], [[101.0, 1.0], [math.inf, 1.0]], "asks level (inf, 1.0) is not a positive price and size"),
+        ([[100.0]], [[101.0, 1.0]], "malformed book sides"),
     ],
 )
 def test_an_unusable_book_gives_the_reason(bids: list[list[object]], asks: list[list[object]], reason: str) -> None:

@@ -213,3 +213,36 @@ def test_recorded_checksums_follow_the_documented_algorithm(venue: str) -> None:
         assert step.checksum is not None
         assert algorithm(step.expect) == step.checksum, step.name
         assert str(step.checksum) in frame_text(step.frames[-1]), step.name
+
+
+@pytest.mark.parametrize("venue", bad_update_venues("unchecked"))
+async def test_guard_covers_the_broken_update_ccxt_does_not_check(venue: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every gap ccxt serves unchecked is caught by the venue's guard (`arb.connectors.guards`): replayed through
+    `guarded(<ccxt.pro class>, <Guard>)`, the documented flow passes untouched and the guard trips exactly on the bad
+    update, which never reaches the book (the watch stays unanswered, the book at its last good state)."""
+    import ccxt.pro
+
+    from arb.connectors.guards import guard_class, guarded
+
+    script = SCRIPTS[venue]
+    bad = script.bad_update
+    assert bad is not None
+    guard = guard_class(venue)
+    assert guard is not None, f"ccxt applies {venue}'s broken update unchecked and no guard covers it"
+    monkeypatch.setattr(ccxt.pro, venue, guarded(getattr(ccxt.pro, venue), guard))
+    trips: list[str] = []
+
+    async with session(script) as s:
+        s.exchange.arb_on_trip = trips.append
+        for step in script.steps:
+            book = await s.step(step)
+            assert trips == [], step.name
+        last_good = quote_from_order_book(venue, script.instrument, book, 1)
+
+        unanswered = await s.step_unanswered(bad, lambda: bool(trips))
+        now = quote_from_order_book(venue, script.instrument, s.exchange.orderbooks[script.symbol], 1)
+
+    assert unanswered
+    assert len(trips) == 1, trips
+    assert s.exchange.arb_tripped == trips[0]
+    assert now == last_good

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arb.grid import GridLayout, codec
-from arb.model import Quote, encode_quote, encode_quotes, quote_problems
+from arb.model import Quote, encode_quote, encode_quotes, quote_is_sound, quote_problems
 from tests.support import NS, quote
 
 LAYOUT = GridLayout.from_lists(["BTC/USD", "ETH/USD", "SOL/USD"], ["binance", "kraken"], 1000)
@@ -41,7 +41,7 @@ quotes = st.builds(
 @settings(max_examples=400, deadline=None)
 @given(quotes)
 def test_fast_soundness_check_agrees_with_quote_problems(q: Quote) -> None:
-    assert codec.quote_is_sound(q) == (not quote_problems(q))
+    assert quote_is_sound(q) == (not quote_problems(q))
 
 
 @settings(max_examples=80, deadline=None)

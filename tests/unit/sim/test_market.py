@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -217,3 +218,25 @@ def test_adding_a_venue_again_keeps_its_books_but_other_symbols_are_refused() ->
     assert m.add_venue("kraken", {"BTC/USD": "BTC/USD", "ETH/USD": "ETH/USD"}) is feed
     with pytest.raises(ValueError, match="already in the market with other symbols"):
         m.add_venue("kraken", {"BTC/USD": "XBT/USD"})
+
+
+def test_a_regular_market_refreshes_every_book_exactly_at_its_rate() -> None:
+    """The demo's market: no book goes quieter than 1 / book_update_hz (so none outlives its quote-age limit)."""
+    specs = [InstrumentSpec.derive(i, base=i.split("/")[0], asset_class="crypto_major") for i in ("BTC/USD", "ETH/USD")]
+    m = Market(specs, MarketConfig(seed=3, tick_hz=20.0, book_update_hz=2.0, regular=True))
+    m.add_venue("binance", {"BTC/USD": "BTC/USDT", "ETH/USD": "ETH/USDT"})
+    m.add_venue("kraken", {"BTC/USD": "BTC/USD"})
+    refreshed: dict[tuple[str, str], list[int]] = {}
+    for venue in ("binance", "kraken"):
+        m.feed(venue).add_listener(
+            lambda ups: [refreshed.setdefault((u.book.venue, u.book.instrument), []).append(u.ts_ns) for u in ups]
+        )
+
+    for k in range(0, 201):  # 10 s in 50 ms steps
+        m.step(NS + k * 50 * MS)
+
+    assert set(refreshed) == {("binance", "BTC/USD"), ("binance", "ETH/USD"), ("kraken", "BTC/USD")}
+    for times in refreshed.values():
+        assert 19 <= len(times) <= 21  # 2 a second for 10 s
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        assert max(gaps) <= 550 * MS  # every 500 ms, give or take one step

@@ -11,9 +11,19 @@ from typing import Final
 
 from arb.sim.server import Protocol
 from arb.sim.venues.binance import BinanceProtocol
+from arb.sim.venues.bybit import BybitProtocol
+from arb.sim.venues.coinbase import CoinbaseProtocol
+from arb.sim.venues.kraken import KrakenProtocol
+from arb.sim.venues.okx import OkxProtocol
 
-PROTOCOLS: Final[dict[str, type[Protocol]]] = {"binance": BinanceProtocol}
-"""ccxt id -> the protocol module that speaks its format. okx, bybit, kraken and coinbase slot in here."""
+PROTOCOLS: Final[dict[str, type[Protocol]]] = {
+    "binance": BinanceProtocol,
+    "bybit": BybitProtocol,
+    "coinbase": CoinbaseProtocol,
+    "kraken": KrakenProtocol,
+    "okx": OkxProtocol,
+}
+"""ccxt id -> the protocol module that speaks its format."""
 
 NEAREST: Final[dict[str, str]] = {}
 """ccxt id without a module -> ccxt id of the module that serves it; anything unlisted falls back to binance."""

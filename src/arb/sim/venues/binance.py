@@ -43,7 +43,7 @@ from aiohttp import web
 
 from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
-from arb.sim.server import Connection, Protocol, SimVenue
+from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 
 if TYPE_CHECKING:
     from arb.sim.market import Book, BookUpdate
@@ -88,6 +88,8 @@ _RATE_LIMITS: Final = [
     {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
     {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
 ]
+STALE_SNAPSHOT_LAG: Final = 1000
+"""Update ids a `stale_snapshot` fault puts a snapshot behind the stream."""
 _MISSING = "Mandatory parameter '{}' was not sent, was empty/null, or malformed."
 
 
@@ -172,18 +174,7 @@ class BinanceProtocol(Protocol):
                 venue,
             ),
         }
-        for path, fn in routes.items():
-            app.router.add_get(path, self._endpoint(fn))
-
-    @staticmethod
-    def _endpoint(fn: Any) -> Any:
-        async def handler(request: web.Request) -> web.Response:
-            try:
-                return fn(request)  # type: ignore[no-any-return]
-            except _BadRequest as e:
-                return _error(e.status, e.code, e.msg)
-
-        return handler
+        add_get_routes(app, routes, refused=_BadRequest, error=lambda e: _error(e.status, e.code, e.msg))
 
     @staticmethod
     def _empty_info() -> dict[str, Any]:
@@ -325,9 +316,12 @@ class BinanceProtocol(Protocol):
         book = venue.books_by_market_id[market_id]
         bids, asks = book.levels(limit)
         weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+        update_id = book.update_id
+        if venue.faults.take("stale_snapshot", book.symbol):  # M4: a snapshot the stream has already passed
+            update_id = max(0, update_id - STALE_SNAPSHOT_LAG)
         return _json(
             {
-                "lastUpdateId": book.update_id,
+                "lastUpdateId": update_id,
                 "bids": [[_f8(p), _f8(s)] for p, s in bids],
                 "asks": [[_f8(p), _f8(s)] for p, s in asks],
             },
