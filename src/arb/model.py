@@ -167,18 +167,36 @@ def quote_problems(q: Quote) -> list[str]:
     return problems
 
 
-class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
-    """A fee-, gas- and slippage-adjusted cross-venue spread, with every factor of its priority kept.
+OpportunityKind = Literal["spot", "basis", "triangular"]
+WalletStatus = Literal["open", "suspended", "unknown", "not_needed"]
 
-    net_edge = (vwap_sell - vwap_buy) / vwap_buy - fee_buy - fee_sell - gas - haircut (fractions, not bps);
-    priority = expected_profit * liquidity_score / (execution_time_s * risk_factor).
+
+class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
+    """A fee-, gas- and slippage-adjusted spread, with every cost and every factor of its priority kept, so a user
+    (CLI, API) can see why it ranks where it does.
+
+    All edges are fractions of `vwap_buy` (0.001 = 10 bps):
+        gross_spread = (best_bid_sell - best_ask_buy) / best_ask_buy        (top of book, before any cost)
+        slippage     = gross_spread - (vwap_sell - vwap_buy) / vwap_buy    (walking both books to `size`)
+        net_edge     = (vwap_sell - vwap_buy) / vwap_buy - fee_buy - fee_sell - gas - haircut
+        profit       = net_edge * notional                                  (quote currency, notional = size*vwap_buy)
+        expected_profit = profit * decay     (decay: quote age and both venues' order latency, see arb.scanner)
+        priority     = expected_profit * liquidity_score / (execution_time_s * risk_factor)
+    `kind="basis"`: buy spot, sell the linear perpetual (or the reverse); `funding` is the expected funding over the
+    holding time (a cost when negative), included in net_edge. `kind="triangular"`: `legs` names the three symbols
+    traded on `buy_venue` (== `sell_venue`), `fee_buy` is the sum of the three legs' fees.
     """
 
     id: str
+    kind: OpportunityKind = "spot"
     instrument: str
     buy_venue: str
     sell_venue: str
+    quote_currency: str = ""
     size: float
+    notional: float = 0.0
+    best_ask_buy: float = 0.0
+    best_bid_sell: float = 0.0
     vwap_buy: float
     vwap_sell: float
     gross_spread: float
@@ -187,8 +205,11 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
     gas: float
     haircut: float
     slippage: float
+    funding: float = 0.0
     net_edge: float
+    profit: float = 0.0
     expected_profit: float
+    decay: float = 1.0
     liquidity_score: float
     execution_time_s: float
     risk_factor: float
@@ -196,11 +217,47 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
     buy_quote_age_ms: float
     sell_quote_age_ms: float
     depth_estimated: bool = False
+    transfer_cost: float = 0.0
+    """Quote currency it would cost to move the bought asset to the sell venue (ccxt withdraw fee); 0 when unknown."""
+    wallet: WalletStatus = "unknown"
+    """Deposit/withdraw status of the base asset on the two venues: a spread on a suspended wallet is usually not
+    arbitrage but a closed door."""
+    legs: tuple[str, ...] = ()
     ts: int = 0
+    """When it was computed (UTC ns)."""
 
     @property
     def net_edge_bps(self) -> float:
         return self.net_edge * 1e4
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies "the same" opportunity across scans: its lifecycle follows this key."""
+        return (self.kind, self.instrument, self.buy_venue, self.sell_venue)
+
+
+OpportunityEventType = Literal["opened", "updated", "closed"]
+
+
+class OpportunityEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One lifecycle step of an opportunity (published to the `{prefix}:opportunities` stream and the ledger).
+
+    `opportunity` is its latest state (on `closed`: the last state it had while open). `close_reason` says why it
+    ended: "edge" (below threshold), "stale" (a quote aged out), "venue" (a venue went unhealthy), "paused", "gone"
+    (a quote vanished), "shutdown".
+    """
+
+    type: OpportunityEventType
+    opportunity: Opportunity
+    opened_ns: int
+    ts: int
+    peak_net_edge: float
+    updates: int = 0
+    close_reason: str = ""
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.ts - self.opened_ns) / 1e6
 
 
 class Order(msgspec.Struct, kw_only=True):

@@ -39,6 +39,8 @@ class Chain(Strict):
     chain_id: Annotated[int, Field(gt=0)]
     native: Currency
     tokens: dict[str, Token]
+    gas_price_gwei: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 20.0
+    """Gas price the scanner charges swaps on this chain until a DEX connector reports the live one."""
 
 
 class VenueConfig(Strict):
@@ -110,6 +112,46 @@ class Thresholds(Strict):
     max_latency_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
 
 
+class ScannerSettings(Strict):
+    """How the scanner sizes, filters and ranks (the thresholds themselves are in `Thresholds`)."""
+
+    kinds: Annotated[list[Literal["spot", "basis", "triangular"]], Field(min_length=1)] = ["spot"]
+    """Opportunity types to look for: cross-venue spot (default), spot vs linear perpetual, triangular cycles."""
+    max_trade_notional_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 50_000.0
+    """Per-trade notional limit: the size of an opportunity never exceeds it (also its liquidity target)."""
+    usd_per_quote: dict[Currency, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {
+        "USD": 1.0,
+        "EUR": 1.08,
+        "GBP": 1.27,
+        "JPY": 0.0067,
+        "CHF": 1.11,
+    }
+    """Approximate USD value of a quote currency, only to apply USD thresholds (min/max notional) to e.g. EUR books.
+    A quote currency missing here makes its instruments' USD thresholds unknown: the scanner refuses to start."""
+    impact_bps_at_top_size: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 2.0
+    """Impact model for a venue that gives only top of book: trading the whole top size costs this much extra."""
+    estimated_depth_multiple: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    """...and at most this multiple of the top size is assumed to be there (flagged `depth_estimated`)."""
+    edge_half_life_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1000.0
+    """Expected value halves for every this many ms of (quote age + order latency): old edges rank lower."""
+    latency_ewma_alpha: Fraction = 0.2
+    """Weight of a new order/ack latency sample in each venue's EWMA (seeded from `venues.*.latency_ms`)."""
+    volatility_half_life_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    volatility_reference_bps: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    """Short-term volatility (per-second, bps) that doubles an instrument's risk factor."""
+    reliability_window_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    incident_penalty: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.1
+    """Risk factor added per feed incident (reconnect, gap, resync, stall, reject) of a leg's venue in the window."""
+    full_scan_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.25
+    """Safety-net full rescan period; it also closes opportunities whose quotes aged out without a new update."""
+    health_refresh_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.25
+    update_min_change_bps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.5
+    """An open opportunity emits `updated` only when its net edge moved at least this much (bounds the stream)."""
+    stream_maxlen: Annotated[int, Field(gt=0)] = 100_000
+    basis_holding_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 8.0
+    """Expected holding time of a basis trade: funding over it is charged (or credited) to its edge."""
+
+
 class Coverage(Strict):
     """The spec's coverage floor: fewer live venues/instruments than this is an alert, not a silent degradation."""
 
@@ -143,6 +185,7 @@ class Settings(BaseSettings):
     """Canonical quote currency -> {venue quote currency: haircut}. USDT is never silently USD."""
     instruments: dict[str, InstrumentConfig]
     thresholds: Thresholds = Thresholds()
+    scanner: ScannerSettings = ScannerSettings()
     coverage: Coverage = Coverage()
     grid: GridSettings = GridSettings()
 

@@ -12,6 +12,11 @@ says exactly where in the feed to continue), and records the gap in `gaps` (also
 
 Staleness needs no connection at all: ages come from each quote's receive time, so a quiet or dead feed makes quotes
 stale on their own.
+
+Depth (`depth=N`): the scanner sizes opportunities by walking books, so it asks for (instruments × venues × N) level
+arrays too. They are filled from the feed's quotes (which carry depth); a rebuild then reads every full quote
+(`read_quotes`, one MULTI/EXEC with the feed position) instead of the top-of-book blob. `dirty` marks the instrument
+rows that changed since the consumer last cleared them, so the scanner recomputes only those.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy.typing as npt
 from arb import tasks
 from arb.grid import codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable
-from arb.grid.store import FeedPosition, GridSnapshot
+from arb.grid.store import FeedPosition, GridSnapshot, QuotesSnapshot
 from arb.metrics import (
     GRID_MIRROR_GAPS,
     GRID_MIRROR_LAG_SECONDS,
@@ -95,7 +100,10 @@ class GridMirror:
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
         now_ns: Callable[[], int] | None = None,
+        depth: int = 0,
     ) -> None:
+        if depth < 0:
+            raise ValueError("depth must be >= 0")
         self.grid = grid
         self.layout = grid.layout
         timeout = grid.client.connection_pool.connection_kwargs.get("socket_timeout")
@@ -113,6 +121,15 @@ class GridMirror:
         self.ts_exchange: Int64Array = np.zeros(shape, np.int64)
         self.ts_recv: Int64Array = np.zeros(shape, np.int64)
         self.sequence: Int64Array = np.zeros(shape, np.int64)
+        self.depth = depth
+        dshape = (*shape, depth)
+        self.bid_px: FloatArray = np.full(dshape, np.nan)
+        """Depth levels per cell, best first; NaN past a book's last level (and everywhere for a top-only quote)."""
+        self.bid_qty: FloatArray = np.full(dshape, np.nan)
+        self.ask_px: FloatArray = np.full(dshape, np.nan)
+        self.ask_qty: FloatArray = np.full(dshape, np.nan)
+        self.dirty: BoolArray = np.zeros(shape[0], np.bool_)
+        """Rows (instruments) changed since the consumer last cleared them (`take_dirty`)."""
         self._flat = {
             name: getattr(self, name).reshape(-1) for name in (*codec.FLOAT_FIELDS, *codec.INT_FIELDS)
         }  # views: writing them writes the 2-D arrays
@@ -174,6 +191,25 @@ class GridMirror:
         fresh: BoolArray = (self.ts_recv > 0) & codec.fresh_mask(self.ages_ns(now_ns), self._max_age_ns)
         return fresh
 
+    def take_dirty(self) -> Int64Array:
+        """The changed rows, in order; clears them."""
+        rows: Int64Array = np.flatnonzero(self.dirty)
+        self.dirty[rows] = False
+        return rows
+
+    def _set_depth(self, cell: int, q: Quote) -> None:
+        n_v = self.bid.shape[1]
+        i, j = divmod(cell, n_v)
+        d = self.depth
+        for px, qty, levels in ((self.bid_px, self.bid_qty, q.bids), (self.ask_px, self.ask_qty, q.asks)):
+            n = min(len(levels), d)
+            if n:
+                arr = np.asarray(levels[:n], np.float64)
+                px[i, j, :n] = arr[:, 0]
+                qty[i, j, :n] = arr[:, 1]
+            px[i, j, n:] = np.nan
+            qty[i, j, n:] = np.nan
+
     def apply(self, quotes: Sequence[Quote]) -> int:
         """Apply quotes in order (the last per cell wins, as in Redis); unknown or unsound ones are skipped and
         counted. Returns how many were applied. Validity is untouched: that is the follower's business."""
@@ -193,6 +229,10 @@ class GridMirror:
         rec = packed.records[rows]
         for name, flat in self._flat.items():
             flat[cells] = rec[name]
+        if self.depth:
+            for cell, row in latest.items():
+                self._set_depth(cell, packed.quotes[row])
+        self.dirty[cells // self.bid.shape[1]] = True
         self._notify()
         return len(packed.quotes)
 
@@ -203,21 +243,39 @@ class GridMirror:
         for name in (*codec.FLOAT_FIELDS, *codec.INT_FIELDS):
             getattr(self, name)[...] = getattr(snapshot, name)
         self._last_c, self._last_id = snapshot.position.c, snapshot.position.id
+        self.dirty[:] = True
+        self._notify()
+
+    def load_quotes(self, snapshot: QuotesSnapshot) -> None:
+        """Replace every cell (depth included) with the snapshot's full quotes; continue from its feed position."""
+        for name in (*codec.FLOAT_FIELDS, "bid_px", "bid_qty", "ask_px", "ask_qty"):
+            getattr(self, name)[...] = np.nan
+        for name in codec.INT_FIELDS:
+            getattr(self, name)[...] = 0
+        quotes = [view.quote for view in snapshot.quotes.values()]
+        if quotes:
+            self.apply(quotes)
+        self._last_c, self._last_id = snapshot.position.c, snapshot.position.id
+        self.dirty[:] = True
         self._notify()
 
     # --- following Redis --------------------------------------------------------------------------------------
 
-    async def rebuild(self) -> GridSnapshot:
-        """Reload every cell from a consistent snapshot; the mirror is valid afterwards. Raises GridUnavailable
-        (and leaves the mirror invalid) when Redis cannot be read."""
+    async def rebuild(self) -> GridSnapshot | QuotesSnapshot:
+        """Reload every cell from a consistent snapshot (full quotes when the mirror keeps depth); the mirror is
+        valid afterwards. Raises GridUnavailable (and leaves the mirror invalid) when Redis cannot be read."""
         started = time.perf_counter()
+        snapshot: GridSnapshot | QuotesSnapshot
         try:
             run_id = await self.grid.server_run_id()
-            snapshot = await self.grid.read_grid()
+            snapshot = await (self.grid.read_quotes() if self.depth else self.grid.read_grid())
         except BaseException:
             self._set_valid(False)
             raise
-        self.load(snapshot)
+        if isinstance(snapshot, QuotesSnapshot):
+            self.load_quotes(snapshot)
+        else:
+            self.load(snapshot)
         self._run_id = run_id
         if snapshot.skipped:
             for reason, n in snapshot.skipped.items():
@@ -349,6 +407,16 @@ class GridMirror:
         finally:
             await tasks.cancel_and_wait(task)
             self._set_valid(False)
+
+    async def wait_changed(self, timeout_s: float) -> bool:
+        """Wait until the mirror changes (quotes applied, validity or position moved); False after `timeout_s`."""
+        event = self._changed
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def wait_until(self, predicate: Callable[[GridMirror], bool], timeout_s: float) -> bool:
         """Wait (up to `timeout_s`) until `predicate(mirror)` holds, re-checking after every change; False on

@@ -9,6 +9,8 @@ write script and MULTI need):
     {arb}:feed          stream one entry per written chunk: c = batch counter, q = msgpack list of its quotes
     {arb}:feed:pos      hash   c = last counter, id = stream id of that entry
     {arb}:venues        hash   venue id -> msgpack VenueHealth (connector workers publish it every ~0.5 s)
+    {arb}:risk:paused   set    instruments the risk engine paused (the scanner skips them)
+    {arb}:opportunities stream opportunity lifecycle events (msgpack OpportunityEvent in field e), by the scanner
 
 Write path: one Lua script (EVALSHA; reloaded on NOSCRIPT, e.g. after a Redis restart) updates hash, blob, counter
 and feed of one chunk atomically. A batch bigger than `chunk_size` is cut into chunks sent as EVALSHAs in one
@@ -268,15 +270,19 @@ class GridKeys(msgspec.Struct, frozen=True):
     feed: str
     pos: str
     venues: str
+    paused: str
+    opportunities: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
         tag = "{" + prefix + "}"
         return cls(
-            f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues"
-        )
+            f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
+            f"{tag}:risk:paused", f"{tag}:opportunities",
+        )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:
+        """The market-data keys `reset` deletes (risk pauses and the opportunity record are not market data)."""
         return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues)
 
 
@@ -642,6 +648,19 @@ class PriceGrid:
             out[health.venue] = health
         return out
 
+    async def read_paused(self) -> set[str]:
+        """Instruments the risk engine paused (a Redis set, so every scanner process sees the same pauses)."""
+        with redis_errors("read_paused"):
+            members = cast(set[bytes], await self.client.smembers(self.keys.paused))
+        return {m.decode() for m in members}
+
+    async def set_paused(self, instrument: str, paused: bool) -> None:
+        with redis_errors("set_paused"):
+            if paused:
+                await self.client.sadd(self.keys.paused, instrument)
+            else:
+                await self.client.srem(self.keys.paused, instrument)
+
     async def reset(self) -> None:
         """Delete the whole grid (hash, blob, layout id, feed, position), e.g. after a layout change."""
         with redis_errors("reset"):
@@ -684,6 +703,7 @@ class PriceGrid:
         backoff_initial_s: float = 0.05,
         backoff_max_s: float = 2.0,
         now_ns: NowNs | None = None,
+        depth: int = 0,
     ) -> GridMirror:
         from arb.grid.mirror import GridMirror
 
@@ -694,4 +714,5 @@ class PriceGrid:
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
             now_ns=now_ns,
+            depth=depth,
         )

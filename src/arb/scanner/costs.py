@@ -1,0 +1,123 @@
+"""Per-cell trading costs as (instruments × venues) arrays: taker fee, quote-currency haircut, DEX gas.
+
+Why arrays built once: the scanner charges these on every pass over 300 instruments × 20 venues; looking them up in
+the config per pair would cost more than the spread arithmetic itself. Fees come from config and can be overridden per
+cell by what the venue's ccxt market data says (`market['taker']`, which knows VIP tiers and per-symbol promotions).
+The haircut is the `quote_equivalence` entry of the venue symbol's quote currency (a BTC/USDT leg of a BTC/USD
+instrument pays the USDT haircut): explicit, never a silent USDT == USD.
+
+Gas is a fixed quote-currency cost per swap (gas units × gas price × native token price), so as a fraction of the
+trade it shrinks with size; the scanner divides it by the notional. A DEX venue whose native token has no price yet
+has NaN gas, and NaN costs make no opportunity: an unpriced cost is never taken as zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from arb.config.schema import Settings
+    from arb.grid.layout import GridLayout
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class ScannerConfigError(ValueError):
+    """The configuration cannot be scanned (names the instrument/venue/key at fault)."""
+
+
+def symbol_quote(symbol: str) -> str | None:
+    """`BTC/USDT` -> `USDT`, `BTC/USDT:USDT` -> `USDT`; None for an epic (`EURUSD`) that names no quote."""
+    if "/" not in symbol:
+        return None
+    return symbol.split("/", 1)[1].split(":", 1)[0]
+
+
+class CostModel:
+    """Fee, haircut and gas per cell, plus each instrument's quote currency and its USD value.
+
+    `listed[i, j]`: venue j lists instrument i (only listed cells are ever compared).
+    """
+
+    def __init__(self, settings: Settings, layout: GridLayout) -> None:
+        shape = layout.shape
+        self.layout = layout
+        self.listed: BoolArray = np.zeros(shape, np.bool_)
+        self.fee: FloatArray = np.full(shape, np.nan)
+        self.haircut: FloatArray = np.full(shape, np.nan)
+        self.gas_quote: FloatArray = np.zeros(shape)
+        self.quote_currency: tuple[str, ...] = tuple(settings.instruments[x].quote for x in layout.instruments)
+        usd = settings.scanner.usd_per_quote
+        missing = sorted({q for q in self.quote_currency if q not in usd})
+        if missing:
+            raise ScannerConfigError(
+                f"scanner.usd_per_quote has no rate for quote currency {', '.join(missing)}: the USD thresholds "
+                "(min notional, max trade notional) cannot be applied to their instruments"
+            )
+        self.usd_per_quote: FloatArray = np.array([usd[q] for q in self.quote_currency])
+        self._gas_units = np.zeros(len(layout.venues))
+        self._gas_chain: dict[int, tuple[str, float]] = {}
+        for j, vid in enumerate(layout.venues):
+            venue = settings.venues[vid]
+            if venue.kind == "dex" and venue.gas_units_swap:
+                chain = settings.chains[venue.chain or ""]
+                self._gas_units[j] = venue.gas_units_swap
+                self._gas_chain[j] = (chain.native, chain.gas_price_gwei)
+        for i, iid in enumerate(layout.instruments):
+            inst = settings.instruments[iid]
+            table = settings.quote_equivalence.get(inst.quote, {inst.quote: 0.0})
+            for vid, symbol in inst.venues.items():
+                if not layout.has_venue(vid):
+                    continue
+                j = layout.venue_index(vid)
+                venue_quote = symbol_quote(symbol) or inst.quote  # an epic is quoted in the instrument's currency
+                if venue_quote not in table:
+                    raise ScannerConfigError(
+                        f"instruments.{iid}.venues.{vid}: {symbol!r} is quoted in {venue_quote!r}, which "
+                        f"quote_equivalence does not declare equivalent to {inst.quote!r}"
+                    )
+                self.listed[i, j] = True
+                self.fee[i, j] = settings.venues[vid].fees.taker
+                self.haircut[i, j] = table[venue_quote]
+                if j in self._gas_chain:
+                    self.gas_quote[i, j] = np.nan  # unpriced until `price_gas` sees the native token
+        self.cost: FloatArray = self.fee + self.haircut
+        """fee + haircut per cell: what a leg costs as a fraction of its notional (gas aside)."""
+
+    def override_fees(self, taker: Mapping[tuple[str, str], float]) -> int:
+        """Per-cell taker fees from the venues' market data, keyed (instrument, venue); returns how many applied.
+        A negative or non-finite fee is refused (config refuses rebates too: never count on one)."""
+        applied = 0
+        for (iid, vid), fee in taker.items():
+            if not (np.isfinite(fee) and 0.0 <= fee < 1.0):
+                raise ScannerConfigError(f"taker fee of {iid} on {vid} must be in [0, 1), got {fee!r}")
+            if not (self.layout.has_instrument(iid) and self.layout.has_venue(vid)):
+                continue
+            i, j = self.layout.instrument_index(iid), self.layout.venue_index(vid)
+            if self.listed[i, j]:
+                self.fee[i, j] = fee
+                applied += 1
+        self.cost = self.fee + self.haircut
+        return applied
+
+    def price_gas(self, native_usd: Mapping[str, float]) -> None:
+        """Charge each DEX venue's swap gas, in every instrument's quote currency, from the native tokens' USD
+        prices (e.g. {"ETH": 3200.0}); a chain whose native price is missing keeps NaN gas (no opportunity)."""
+        for j, (native, gwei) in self._gas_chain.items():
+            price = native_usd.get(native)
+            usd = self._gas_units[j] * gwei * 1e-9 * price if price and np.isfinite(price) and price > 0 else np.nan
+            column = self.listed[:, j]
+            self.gas_quote[column, j] = usd / self.usd_per_quote[column]
+
+    @property
+    def gas_natives(self) -> frozenset[str]:
+        """Native tokens whose USD price the gas of some venue needs."""
+        return frozenset(native for native, _ in self._gas_chain.values())
