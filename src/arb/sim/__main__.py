@@ -38,6 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", default=None, help="JSON-lines file for the dislocation ground truth")
     p.add_argument("--redis-url", default=None, help="also write the ground truth to this Redis ({arb}:sim:truth)")
     p.add_argument("--dislocations-per-min", type=float, default=0.0, help="random dislocation rate (0: none)")
+    p.add_argument(
+        "--dislocation-bps",
+        type=float,
+        nargs=2,
+        default=(20.0, 80.0),
+        metavar=("LO", "HI"),
+        help="size range of random dislocations, bps (sign random)",
+    )
+    p.add_argument(
+        "--dislocation-ms",
+        type=int,
+        nargs=2,
+        default=(500, 3000),
+        metavar=("LO", "HI"),
+        help="duration range of random dislocations, ms",
+    )
     p.add_argument("--ping-interval-s", type=float, default=20.0)
     p.add_argument("--pong-timeout-s", type=float, default=60.0)
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
@@ -53,7 +69,15 @@ async def _run(args: argparse.Namespace) -> None:
 
         redis = aioredis.Redis.from_url(args.redis_url)
     truth = TruthLog(args.truth, redis=redis) if (args.truth or redis is not None) else None
-    schedule = DislocationSchedule(rate_per_min=args.dislocations_per_min) if args.dislocations_per_min > 0 else None
+    schedule = (
+        DislocationSchedule(
+            rate_per_min=args.dislocations_per_min,
+            bps=tuple(args.dislocation_bps),
+            duration_ms=tuple(args.dislocation_ms),
+        )
+        if args.dislocations_per_min > 0
+        else None
+    )
     config = MarketConfig(
         seed=args.seed,
         tick_hz=args.tick_hz,

@@ -187,6 +187,9 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ValueError("volatility, offsets, noise and level gap must be >= 0")
 
 
+BookLevels = tuple[list[tuple[float, float]], list[tuple[float, float]]]
+
+
 class Dislocation(msgspec.Struct, frozen=True, kw_only=True):
     """Ground truth: venue X's book for `instrument` was shifted by `bps` from start_ns (incl.) to end_ns (excl.)."""
 
@@ -198,6 +201,9 @@ class Dislocation(msgspec.Struct, frozen=True, kw_only=True):
     start_ns: int
     end_ns: int
     source: str = "manual"
+    books: dict[str, BookLevels] = {}
+    """Every venue's book of `instrument` right after the shift (bids, asks best first; in the truth log only), so a
+    check can compute the true net edge of the dislocation from what the venues actually showed."""
 
     def active_at(self, ts_ns: int) -> bool:
         return self.start_ns <= ts_ns < self.end_ns
@@ -515,6 +521,7 @@ class Market:
         self._pyrng = random.Random(self.config.seed)  # noqa: S311 - simulation, not crypto
         self._last_ns: int | None = None
         self._next_dislocation_id = 1
+        self._unrecorded: list[Dislocation] = []
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -606,7 +613,21 @@ class Market:
             feed._emit(updates)
         self.steps += 1
         self.updates += emitted
+        self._record_started()
         return emitted
+
+    def _record_started(self) -> None:
+        """Write the dislocations started since the last call to the truth log, with every venue's book as shifted."""
+        if self.truth is None or not self._unrecorded:
+            return
+        for d in self._unrecorded:
+            books: dict[str, BookLevels] = {}
+            for venue, feed in self.feeds.items():
+                if d.instrument in feed.by_instrument:
+                    bids, asks = self.book(venue, d.instrument).levels()
+                    books[venue] = ([(p, q) for p, q in bids], [(p, q) for p, q in asks])
+            self.truth.record(msgspec.structs.replace(d, books=books))
+        self._unrecorded.clear()
 
     def expire(self, now_ns: int | None = None) -> int:
         """End the dislocations due by `now_ns` and refresh their books at once (no price walk); returns updates."""
@@ -660,6 +681,7 @@ class Market:
         self._start(d)
         feed = self.feeds[venue]
         feed._emit(feed._refresh(self, np.asarray([book.row], dtype=np.int64), now))
+        self._record_started()
         return d
 
     def _start(self, d: Dislocation) -> None:
@@ -667,7 +689,7 @@ class Market:
         feed.shift[feed.by_instrument[d.instrument].row] *= 1.0 + d.bps / 1e4
         self.active.append(d)
         if self.truth is not None:
-            self.truth.record(d)
+            self._unrecorded.append(d)  # recorded once its book is refreshed (`_record_started`)
         log.info(
             "sim.dislocation_started id=%d venue=%s instrument=%s bps=%.2f duration_ms=%.0f source=%s",
             d.id,
