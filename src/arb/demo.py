@@ -7,8 +7,10 @@ What runs (each in its own process, so the two cores are both used and a crash o
                                                     format (or the nearest one's, keeping its own id and symbols)
     python -m arb.connectors.worker  x2             the real ccxt.pro classes pointed at those venues, half each
 
-This process only watches: every `refresh_s` it reads the venues' published health and the grid's top of book and
-shows venues up, instruments covered (>= 2 fresh venues), updates/s, latency and the freshest/oldest quote. With
+This process runs the scanner (a depth-keeping grid mirror -> `arb.scanner.Scanner`, lifecycle events on the
+`{arb}:opportunities` stream) and watches: every `refresh_s` it reads the venues' published health and the grid's top
+of book and shows venues up, instruments covered (>= 2 fresh venues), updates/s, latency, the freshest/oldest quote
+and the best open opportunities (the sim injects `dislocations_per_min` real ones). With
 `--seconds N` it stops after N seconds; with `--json` the last stdout line is one JSON object (see `DemoReport`). With
 `--fault-every S` it drops one venue's connections every S seconds (round robin, through the sim's fault API), the
 acceptance run for "keeps >= 14 venues connected on average and reports the reconnects".
@@ -26,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -38,7 +40,10 @@ from arb.config import Settings
 from arb.config.coverage import ASSET_CLASSES, coverage
 from arb.grid.embedded import EmbeddedRedis
 from arb.logs import mask_url
-from arb.model import VenueHealth, latency_percentile_ms, merge_histograms
+from arb.model import OpportunityEvent, VenueHealth, latency_percentile_ms, merge_histograms
+
+if TYPE_CHECKING:
+    from arb.scanner.engine import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,30 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_ms: float = 5.0
     """ccxt's request spacing against the local venues (their limits are not the exchanges'): with Binance's own,
     snapshotting 200 books takes ~20 s (weight 2 each), which is what a real deployment's warm-up costs."""
+    dislocation_bps: tuple[float, float] = (20.0, 80.0)
+    dislocation_ms: tuple[int, int] = (500, 3000)
+    truth_path: str | None = None
+    """Also write the sim's ground truth (every dislocation, with the books it left) to this JSON-lines file."""
+    keep_events: bool = False
+    """Keep every opportunity event of the run (for `arb.scanner.truth`); otherwise only counts are kept."""
+
+
+class OpportunityLine(msgspec.Struct):
+    instrument: str
+    buy: str
+    sell: str
+    net_bps: float
+    size: float
+    profit: float
+    priority: float
+
+
+class OpportunitySummary(msgspec.Struct, kw_only=True):
+    opened: int = 0
+    updated: int = 0
+    closed: int = 0
+    open_now: int = 0
+    top: list[OpportunityLine] = msgspec.field(default_factory=list)
 
 
 class VenueLine(msgspec.Struct):
@@ -105,7 +134,14 @@ class DemoReport(msgspec.Struct, kw_only=True):
     freshest_ms: float | None
     oldest_ms: float | None
     venues: dict[str, VenueLine]
+    opportunities: OpportunitySummary
+    """What the live scanner found during the run (opened/updated/closed events; the best ones open at the end)."""
     log_dir: str
+
+
+class DemoRun(msgspec.Struct):
+    report: DemoReport
+    events: list[OpportunityEvent]
 
 
 def split_venues(symbols: dict[str, int], n: int) -> list[list[str]]:
@@ -135,15 +171,62 @@ class _Watch:
         self.warm_at: float | None = None
         """When every serving venue was first connected at once (averages are taken from then on)."""
         self.warm_samples: list[int] = []
+        self.opportunities = OpportunitySummary()
+        self.events: list[OpportunityEvent] = []
+        self.keep_events = False
+        self.scanner: Scanner | None = None
+
+    def on_event(self, event: OpportunityEvent) -> None:
+        counts = self.opportunities
+        if event.type == "opened":
+            counts.opened += 1
+        elif event.type == "updated":
+            counts.updated += 1
+        else:
+            counts.closed += 1
+        if self.keep_events:
+            self.events.append(event)
+
+    def top(self, n: int = 5) -> list[OpportunityLine]:
+        ranked = self.scanner.ranked()[:n] if self.scanner is not None else []
+        return [
+            OpportunityLine(o.instrument, o.buy_venue, o.sell_venue, round(o.net_edge_bps, 2), o.size,
+                            round(o.profit, 2), round(o.priority, 4))
+            for o in ranked
+        ]  # fmt: skip
 
 
 async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
-    from arb.connectors.ccxt_pro import ConnectorOptions
-    from arb.connectors.worker import worker_args
-    from arb.grid import GridError, GridLayout, PriceGrid
-    from arb.procs import Child, ChildError
+    from arb.grid import GridError
+    from arb.procs import ChildError
 
     opts = options or DemoOptions()
+    err = Console(stderr=True)
+    try:
+        run = await run_stack(settings, console, opts)
+    except ChildError as exc:
+        err.print(f"[red]demo failed:[/] {exc}")
+        return 1
+    except GridError as exc:
+        err.print(f"[red]grid Redis:[/] {exc}")
+        return 1
+    if opts.as_json:
+        sys.stdout.write(msgspec.json.encode(run.report).decode() + "\n")
+    else:
+        console.print(_summary(run.report))
+    return 0
+
+
+async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> DemoRun:
+    """Embedded (or configured) Redis, the local venues, two connector workers and the scanner, for `opts.seconds`
+    (until Ctrl-C when None). Raises ChildError / GridError when a part cannot start or Redis fails."""
+    from arb.connectors.ccxt_pro import ConnectorOptions
+    from arb.connectors.worker import worker_args
+    from arb.grid import GridLayout, PriceGrid
+    from arb.procs import Child
+    from arb.scanner.engine import Scanner
+    from arb.scanner.stream import OpportunityStream
+
     err = Console(stderr=True)
     with grid_redis(settings) as (url, embedded):
         layout = GridLayout.from_settings(settings)
@@ -153,47 +236,48 @@ async def run_demo(settings: Settings, console: Console, options: DemoOptions | 
         err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
         if not opts.as_json:
             console.print(coverage_table(settings))
-        try:
-            async with PriceGrid.from_url(url, layout, settings.grid) as grid:
-                await grid.ping()
-                await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
-                sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
-                            "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
-                            "--dislocations-per-min", str(opts.dislocations_per_min), "--regular"]  # fmt: skip
-                if opts.config_path:
-                    sim_args += ["--config", opts.config_path]
-                async with Child("sim", sim_args, log_dir / "sim.log") as sim:
-                    venues: dict[str, Any] = sim.ready["venues"]
-                    serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
-                    workers = []
-                    for i, share in enumerate(split_venues(serving, WORKERS)):
-                        connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
-                        args = worker_args(url, share, venues, options=connect, config=opts.config_path)
-                        workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
-                    async with contextlib.AsyncExitStack() as stack:
-                        for w in workers:
-                            await stack.enter_async_context(w)
-                        watch = await _watch(grid, layout, venues, serving, opts, console)
-                report = _report(watch, serving, log_dir)
-        except ChildError as exc:
-            err.print(f"[red]demo failed:[/] {exc}")
-            return 1
-        except GridError as exc:
-            err.print(f"[red]grid Redis at {mask_url(url)}:[/] {exc}")
-            return 1
-    if opts.as_json:
-        sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
-    else:
-        console.print(_summary(report))
-    return 0
+        async with PriceGrid.from_url(url, layout, settings.grid) as grid:
+            await grid.ping()
+            await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
+            sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
+                        "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
+                        "--dislocations-per-min", str(opts.dislocations_per_min), "--regular",
+                        "--dislocation-bps", *map(str, opts.dislocation_bps),
+                        "--dislocation-ms", *map(str, opts.dislocation_ms)]  # fmt: skip
+            if opts.config_path:
+                sim_args += ["--config", opts.config_path]
+            if opts.truth_path:
+                sim_args += ["--truth", opts.truth_path]
+            watch = _Watch()
+            watch.keep_events = opts.keep_events
+            async with Child("sim", sim_args, log_dir / "sim.log") as sim:
+                venues: dict[str, Any] = sim.ready["venues"]
+                serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
+                workers = []
+                for i, share in enumerate(split_venues(serving, WORKERS)):
+                    connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
+                    args = worker_args(url, share, venues, options=connect, config=opts.config_path)
+                    workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
+                async with contextlib.AsyncExitStack() as stack:
+                    for w in workers:
+                        await stack.enter_async_context(w)
+                    mirror = grid.mirror(depth=20)
+                    stream = await stack.enter_async_context(OpportunityStream(grid))
+                    await stack.enter_async_context(mirror.following())
+                    scanner = Scanner(settings, mirror, sinks=[stream.put, watch.on_event])
+                    watch.scanner = await stack.enter_async_context(scanner)
+                    await _watch(watch, grid, venues, serving, opts, console)
+                    watch.opportunities.top = watch.top()
+                    watch.opportunities.open_now = len(scanner.open)
+            return DemoRun(_report(watch, serving, log_dir), watch.events)
 
 
 async def _watch(
-    grid: Any, layout: Any, venues: dict[str, Any], serving: dict[str, int], opts: DemoOptions, console: Console
-) -> _Watch:
+    watch: _Watch, grid: Any, venues: dict[str, Any], serving: dict[str, int], opts: DemoOptions, console: Console
+) -> None:
     import aiohttp
 
-    watch = _Watch()
+    watch.started = time.monotonic()
     deadline = None if opts.seconds is None else watch.started + opts.seconds
     next_fault = None if opts.fault_every_s is None else watch.started + opts.fault_every_s
     fault_order = sorted(serving)
@@ -222,7 +306,6 @@ async def _watch(
                 log.info("demo.stopping reason=interrupted")
     await _sample(grid, watch, len(serving))
     watch.ended = time.monotonic()
-    return watch
 
 
 async def _sample(grid: Any, watch: _Watch, n_serving: int) -> None:
@@ -281,6 +364,7 @@ def _report(watch: _Watch, serving: dict[str, int], log_dir: Path) -> DemoReport
         errors=errors,
         freshest_ms=None if watch.freshest_ms is None else round(watch.freshest_ms, 1),
         oldest_ms=None if watch.oldest_ms is None else round(watch.oldest_ms, 1),
+        opportunities=watch.opportunities,
         venues={
             v: VenueLine(
                 connected=h.state == "connected",
@@ -326,7 +410,15 @@ def _live_view(watch: _Watch, serving: dict[str, int]) -> Group:
         f"instruments covered {watch.covered}  updates/s {updates / max(elapsed, 1e-9):.0f}  "
         f"freshest/oldest quote {fresh}  faults {watch.faults}"
     )
-    return Group(table)
+    opps = Table(title="opportunities (net of fees, haircuts, gas and slippage; best priority first)")
+    for col in ("instrument", "buy", "sell", "net bps", "size", "profit", "priority"):
+        opps.add_column(col, justify="left" if col in ("instrument", "buy", "sell") else "right")
+    for o in watch.top(8):
+        opps.add_row(o.instrument, o.buy, o.sell, f"{o.net_bps:.1f}", f"{o.size:.4g}", f"{o.profit:.2f}",
+                     f"{o.priority:.3g}")  # fmt: skip
+    c = watch.opportunities
+    opps.caption = f"opened {c.opened}  closed {c.closed}  open now {len(watch.scanner.open) if watch.scanner else 0}"
+    return Group(table, opps)
 
 
 def _summary(report: DemoReport) -> str:
@@ -335,7 +427,7 @@ def _summary(report: DemoReport) -> str:
         f"(avg {report.venues_connected_avg}), instruments covered {report.instruments_covered}, "
         f"{report.updates} updates ({report.updates_per_s}/s), latency p50 {report.latency_ms['p50']} ms "
         f"p99 {report.latency_ms['p99']} ms, reconnects {report.reconnects}, faults {report.faults}, "
-        f"errors {report.errors}; logs in {report.log_dir}"
+        f"errors {report.errors}, opportunities opened {report.opportunities.opened}; logs in {report.log_dir}"
     )
 
 

@@ -85,8 +85,11 @@ def pair(
     sell_cost: CellCost,
     usd_per_quote: float,
     limits: Limits,
+    *,
+    any_edge: bool = False,
 ) -> Found | None:
-    """Buy on `buy`'s venue, sell on `sell`'s: the sized, costed result, or None if it does not clear the limits."""
+    """Buy on `buy`'s venue, sell on `sell`'s: the sized, costed result, or None if it does not clear the limits
+    (`any_edge`: whatever its net edge, as long as it can be sized; the ground-truth check wants every edge)."""
     buy_levels, buy_avail, buy_est = _book(buy, True, limits)
     sell_levels, sell_avail, sell_est = _book(sell, False, limits)
     size = min(buy_avail, sell_avail, limits.max_notional_usd / usd_per_quote / buy.ask)
@@ -102,7 +105,7 @@ def pair(
     gas = (buy_cost.gas + sell_cost.gas) / notional
     haircut = buy_cost.haircut + sell_cost.haircut
     net = realised - buy_cost.fee - sell_cost.fee - gas - haircut
-    if math.isnan(net) or net < limits.min_edge:
+    if math.isnan(net) or (net < limits.min_edge and not any_edge):
         return None
     return Found(
         instrument, buy.venue, sell.venue, size, vwap_buy, vwap_sell, gross, gross - realised, gas, haircut, net,

@@ -1,0 +1,191 @@
+"""The ledger: one database (SQLite by default, PostgreSQL for production), opened with its schema at head.
+
+    async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+        async with ledger.opportunity_writer() as w:       # the scanner: cheap put(), batched writes
+            w.put(event)
+        rows = await ledger.recent_opportunities(limit=20, instrument="BTC/USDT", open_only=True)
+        one = await ledger.opportunity(rows[0].id)
+
+Opening runs the shipped Alembic migrations (`arb.ledger.migrate`); a database migrated by a newer arb is refused.
+The URL may carry a password: it is only ever logged or shown masked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Final
+
+import msgspec
+from sqlalchemy import Row, Select, select
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from arb.ledger.errors import OUTAGE_ERRORS, CorruptRecord, LedgerUnavailable, describe
+from arb.ledger.migrate import create_engine, mask, upgrade_to_head
+from arb.ledger.records import OpportunityEventRecord, OpportunityRecord
+from arb.ledger.schema import OPPORTUNITIES, OPPORTUNITY_EVENTS
+from arb.ledger.writer import OpportunityLedgerWriter
+from arb.model import Opportunity
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT: Final = 10_000
+"""Most rows one query returns (the API pages through more)."""
+
+_OPPORTUNITY: Final = msgspec.json.Decoder(Opportunity)
+_RECORD_COLUMNS: Final = (
+    OPPORTUNITIES.c.id,
+    OPPORTUNITIES.c.opportunity,
+    OPPORTUNITIES.c.opened_at_ns,
+    OPPORTUNITIES.c.closed_at_ns,
+    OPPORTUNITIES.c.close_reason,
+    OPPORTUNITIES.c.peak_net_edge,
+    OPPORTUNITIES.c.updates,
+    OPPORTUNITIES.c.last_event_ns,
+)
+
+
+def _record(row: Row[Any]) -> OpportunityRecord:
+    try:
+        opportunity = _OPPORTUNITY.decode(row.opportunity)
+    except msgspec.MsgspecError as e:
+        raise CorruptRecord(f"opportunity {row.id!r} in the ledger does not decode as an Opportunity: {e}") from e
+    return OpportunityRecord(
+        opportunity=opportunity,
+        opened_at_ns=row.opened_at_ns,
+        closed_at_ns=row.closed_at_ns,
+        close_reason=row.close_reason,
+        peak_net_edge=row.peak_net_edge,
+        updates=row.updates,
+        last_event_ns=row.last_event_ns,
+    )
+
+
+class Ledger:
+    """An open ledger database. Made by `open_ledger`, usable until its block exits."""
+
+    def __init__(self, engine: AsyncEngine, *, revision: str) -> None:
+        self._engine = engine
+        self._revision = revision
+        self._closed = False
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked (safe to log and show)."""
+        return mask(self._engine.url)
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self._engine.dialect.name
+
+    @property
+    def revision(self) -> str:
+        """The schema revision the database is at (the newest this code knows)."""
+        return self._revision
+
+    def opportunity_writer(
+        self,
+        *,
+        max_batch: int = 500,
+        max_delay_ms: float = 100.0,
+        max_pending: int = 100_000,
+        retry_max_s: float = 2.0,
+        close_timeout_s: float = 5.0,
+    ) -> OpportunityLedgerWriter:
+        """A batching writer of OpportunityEvents, to use as `async with` inside this ledger's block (see
+        `arb.ledger.writer` for batching, coalescing and failure semantics)."""
+        self._check_open()
+        return OpportunityLedgerWriter(
+            self,
+            max_batch=max_batch,
+            max_delay_ms=max_delay_ms,
+            max_pending=max_pending,
+            retry_max_s=retry_max_s,
+            close_timeout_s=close_timeout_s,
+        )
+
+    async def recent_opportunities(
+        self, limit: int = 50, *, instrument: str | None = None, open_only: bool = False
+    ) -> list[OpportunityRecord]:
+        """The most recently opened opportunities first (ties by id), at most `limit`; only those of `instrument`
+        when given; only those still open when `open_only`."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be in [1, {MAX_LIMIT}], got {limit}")
+        query = select(*_RECORD_COLUMNS)
+        if instrument is not None:
+            query = query.where(OPPORTUNITIES.c.instrument == instrument)
+        if open_only:
+            query = query.where(OPPORTUNITIES.c.closed_at_ns.is_(None))
+        query = query.order_by(OPPORTUNITIES.c.opened_at_ns.desc(), OPPORTUNITIES.c.id.desc()).limit(limit)
+        return [_record(row) for row in await self._read("recent_opportunities", query)]
+
+    async def opportunity(self, id: str) -> OpportunityRecord | None:
+        """One opportunity by its id, or None if the ledger has none of that id."""
+        rows = await self._read("opportunity", select(*_RECORD_COLUMNS).where(OPPORTUNITIES.c.id == id))
+        return _record(rows[0]) if rows else None
+
+    async def opportunity_events(self, id: str) -> list[OpportunityEventRecord]:
+        """The stored lifecycle steps of one opportunity, oldest first (empty if there are none)."""
+        e = OPPORTUNITY_EVENTS.c
+        query = (
+            select(e.opportunity_id, e.type, e.ts_ns, e.net_edge, e.priority)
+            .where(e.opportunity_id == id)
+            .order_by(e.ts_ns, e.id)
+        )
+        return [
+            OpportunityEventRecord(
+                opportunity_id=row.opportunity_id,
+                type=row.type,
+                ts_ns=row.ts_ns,
+                net_edge=row.net_edge,
+                priority=row.priority,
+            )
+            for row in await self._read("opportunity_events", query)
+        ]
+
+    async def _read(self, operation: str, query: Select[Any]) -> Sequence[Row[Any]]:
+        self._check_open()
+        try:
+            async with self._engine.connect() as connection:
+                result = await connection.execute(query)
+                rows: Sequence[Row[Any]] = result.all()
+                return rows
+        except OUTAGE_ERRORS as e:
+            raise LedgerUnavailable(operation, describe(e)) from e
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("Ledger is closed; use it inside its `async with open_ledger(...)` block")
+
+    def _close(self) -> None:
+        self._closed = True
+
+
+@contextlib.asynccontextmanager
+async def open_ledger(url: str | URL) -> AsyncIterator[Ledger]:
+    """Open the ledger database at `url` (a SQLAlchemy URL with an asyncio driver: `sqlite+aiosqlite:///arb.db`,
+    `postgresql+asyncpg://user:password@host/db`), bringing its schema to head first.
+
+    Raises UnsupportedDatabase for a URL the ledger cannot use, LedgerSchemaTooNew for a database migrated by a newer
+    arb, LedgerUnavailable when the database cannot be reached. The engine is disposed when the block exits."""
+    engine = create_engine(url)
+    try:
+        try:
+            revision = await upgrade_to_head(engine)
+        except OUTAGE_ERRORS as e:
+            raise LedgerUnavailable("open", describe(e)) from e
+        ledger = Ledger(engine, revision=revision)
+        log.info("ledger.opened url=%s dialect=%s revision=%s", ledger.url, ledger.dialect, revision)
+        try:
+            yield ledger
+        finally:
+            ledger._close()
+    finally:
+        await engine.dispose()

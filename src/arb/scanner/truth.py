@@ -1,0 +1,181 @@
+"""Measure the scanner against the local venues' ground truth: recall, precision and detection latency.
+
+Why the true edge is recomputed here: the sim records each dislocation with every venue's book as it was right after
+the shift (`Dislocation.books`). The *true* net edge of a dislocation is what the plain-Python reference scanner
+(`arb.scanner.reference`, independent of the kernel) computes on those books with the same costs and limits: the best
+pair that buys or sells on the dislocated venue in the direction of the shift. It is exact at the instant of injection;
+by the time the update has crossed the venue's WebSocket, ccxt, the grid and the mirror, the other books may have
+moved by venue noise (a fraction of a bp). So dislocations whose true net edge lies within `band` of the threshold are
+counted as borderline and left out of both recall and precision (and reported), instead of being scored on noise.
+
+Scoring:
+  recall    = dislocations above threshold + band that some opportunity event (opened/updated) on their instrument,
+              with the dislocated venue on the side the shift favours, matched between start and end + `grace_ms`
+  precision = opened opportunities explained by a dislocation above threshold - band (same matching) / all opened
+              opportunities not explained only by borderline ones
+  detection latency = first matching event time - dislocation start (both UTC ns on this host)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import msgspec
+import numpy as np
+
+from arb.model import OpportunityEvent, Quote
+from arb.scanner import reference
+
+if TYPE_CHECKING:
+    from arb.scanner.costs import CostModel
+    from arb.scanner.kernel import Limits
+    from arb.sim.market import Dislocation
+
+
+class TrueEdge(msgspec.Struct, frozen=True):
+    dislocation: int
+    instrument: str
+    venue: str
+    buy: str
+    sell: str
+    net_bps: float
+
+
+class TruthReport(msgspec.Struct, kw_only=True):
+    dislocations: int
+    above: int
+    """True net edge >= threshold + band: the scanner must report these."""
+    below: int
+    """True net edge < threshold - band (or no sizeable pair): the scanner must not report these."""
+    borderline: int
+    found: int
+    missed: list[int]
+    """Ids of dislocations above the threshold that no event matched."""
+    opened: int
+    true_positives: int
+    false_positives: int
+    false_positive_ids: list[str]
+    recall: float | None
+    precision: float | None
+    detection_latency_ms_p50: float | None
+    detection_latency_ms_p99: float | None
+    detection_latency_ms_max: float | None
+    true_net_bps_min: float | None
+    """Smallest / largest true net edge among the dislocations above the threshold."""
+    true_net_bps_max: float | None
+    threshold_bps: float
+    band_bps: float
+
+
+def true_edge(d: Dislocation, costs: CostModel, limits: Limits) -> TrueEdge | None:
+    """The best sized pair through the dislocated venue, in the shift's direction, on the recorded books (None when
+    no pair with another venue of the layout can trade the minimum notional)."""
+    layout = costs.layout
+    if not layout.has_instrument(d.instrument) or not layout.has_venue(d.venue):
+        return None
+    i = layout.instrument_index(d.instrument)
+    quotes: dict[str, Quote] = {}
+    for venue, (bids, asks) in d.books.items():
+        if not layout.has_venue(venue) or not costs.listed[i, layout.venue_index(venue)] or not bids or not asks:
+            continue
+        quotes[venue] = Quote(
+            venue, d.instrument, bids[0][0], bids[0][1], asks[0][0], asks[0][1], d.start_ns, d.start_ns, 0,
+            tuple(map(tuple, bids)), tuple(map(tuple, asks)),  # type: ignore[arg-type]
+        )  # fmt: skip
+    if d.venue not in quotes:
+        return None
+    usd = float(costs.usd_per_quote[i])
+
+    def cell(venue: str) -> reference.CellCost:
+        j = layout.venue_index(venue)
+        return reference.CellCost(float(costs.fee[i, j]), float(costs.haircut[i, j]), float(costs.gas_quote[i, j]))
+
+    best: TrueEdge | None = None
+    for other in quotes:
+        if other == d.venue:
+            continue
+        buy, sell = (other, d.venue) if d.bps > 0 else (d.venue, other)
+        found = reference.pair(
+            d.instrument, quotes[buy], quotes[sell], cell(buy), cell(sell), usd, limits, any_edge=True
+        )
+        if found is not None and (best is None or found.net * 1e4 > best.net_bps):
+            best = TrueEdge(d.id, d.instrument, d.venue, buy, sell, found.net * 1e4)
+    return best
+
+
+def _matches(event: OpportunityEvent, d: Dislocation, grace_ns: int) -> bool:
+    o = event.opportunity
+    if o.instrument != d.instrument:
+        return False
+    if (o.sell_venue if d.bps > 0 else o.buy_venue) != d.venue:
+        return False
+    return d.start_ns <= event.ts <= d.end_ns + grace_ns
+
+
+def score(
+    truth: Iterable[Dislocation],
+    events: Iterable[OpportunityEvent],
+    costs: CostModel,
+    limits: Limits,
+    *,
+    band_bps: float = 1.0,
+    grace_ms: float = 300.0,
+) -> TruthReport:
+    """Recall, precision and detection latency of `events` against `truth` (see the module docstring)."""
+    dislocations = list(truth)
+    evs = [e for e in events if e.type in ("opened", "updated")]
+    threshold = limits.min_edge * 1e4
+    grace = int(grace_ms * 1e6)
+    edges = {d.id: true_edge(d, costs, limits) for d in dislocations}
+    above = [d for d in dislocations if (t := edges[d.id]) is not None and t.net_bps >= threshold + band_bps]
+    borderline_ids = {
+        d.id for d in dislocations if (t := edges[d.id]) is not None and abs(t.net_bps - threshold) < band_bps
+    }
+    latencies: list[float] = []
+    missed: list[int] = []
+    for d in above:
+        hits = [ev.ts for ev in evs if _matches(ev, d, grace)]
+        if hits:
+            latencies.append((min(hits) - d.start_ns) / 1e6)
+        else:
+            missed.append(d.id)
+    above_ids = {d.id for d in above}
+    opened = [ev for ev in evs if ev.type == "opened"]
+    tp = fp = 0
+    fp_ids: list[str] = []
+    for ev in opened:
+        explaining = {d.id for d in dislocations if _matches(ev, d, grace)}
+        if explaining & above_ids or any(
+            (t := edges[i]) is not None and t.net_bps >= threshold - band_bps for i in explaining
+        ):
+            tp += 1
+        elif explaining and explaining <= borderline_ids:
+            continue
+        else:
+            fp += 1
+            fp_ids.append(ev.opportunity.id)
+    found = len(above) - len(missed)
+    lat = np.asarray(latencies)
+    nets = [t.net_bps for d in above if (t := edges[d.id]) is not None]
+    return TruthReport(
+        dislocations=len(dislocations),
+        above=len(above),
+        below=len(dislocations) - len(above) - len(borderline_ids),
+        borderline=len(borderline_ids),
+        found=found,
+        missed=missed,
+        opened=len(opened),
+        true_positives=tp,
+        false_positives=fp,
+        false_positive_ids=fp_ids[:20],
+        recall=found / len(above) if above else None,
+        precision=tp / (tp + fp) if tp + fp else None,
+        detection_latency_ms_p50=float(np.percentile(lat, 50)) if lat.size else None,
+        detection_latency_ms_p99=float(np.percentile(lat, 99)) if lat.size else None,
+        detection_latency_ms_max=float(lat.max()) if lat.size else None,
+        true_net_bps_min=min(nets) if nets else None,
+        true_net_bps_max=max(nets) if nets else None,
+        threshold_bps=threshold,
+        band_bps=band_bps,
+    )
