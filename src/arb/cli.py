@@ -239,6 +239,72 @@ def demo(
     raise typer.Exit(_run(lambda: run_demo(settings, out, options)))
 
 
+@app.command()
+def scan(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option("--once", help="Scan once and exit (the default).")] = False,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep the table updating until Ctrl-C.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print one JSON object (last line) instead of a table.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=1000, help="Show the best N by priority.")] = 20,
+    instrument: Annotated[str | None, typer.Option("--instrument", help="Only this instrument id.")] = None,
+    min_edge: Annotated[
+        float | None,
+        typer.Option("--min-edge", min=0.0, max=10_000.0, help="Minimum net edge in bps (default: config, 10)."),
+    ] = None,
+    warmup: Annotated[
+        float, typer.Option("--warmup", min=1.0, help="Without ARB_REDIS_URL: seconds to run the local stack first.")
+    ] = 15.0,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=1.0, help="With --follow: stop after this many seconds.")
+    ] = None,
+) -> None:
+    """Ranked opportunities with their cost breakdown, from the running grid (ARB_REDIS_URL) or the local stack."""
+    import msgspec
+
+    from arb.grid import GridError
+    from arb.procs import ChildError
+    from arb.scanner.view import ScanFilter, live, opportunity_table, scan_grid, scan_local
+
+    if once and follow:
+        raise _fail("--once and --follow exclude each other")
+    settings = _load(config)
+    if instrument is not None and instrument not in settings.instruments:
+        raise _fail(f"unknown instrument {instrument!r}; `arb instruments` lists the {len(settings.instruments)} ids")
+    flt = ScanFilter(instrument=instrument, top=top, min_edge_bps=min_edge)
+    err = Console(stderr=True)
+
+    def show(opps: list[Any], title: str) -> None:
+        if json:
+            _print_json({"count": len(opps), "opportunities": msgspec.to_builtins(opps)})
+        else:
+            out.print(opportunity_table(opps, title))
+
+    try:
+        if settings.redis_url is None:
+            seconds_local = warmup if not follow else (seconds or 1e9)
+            err.print(f"no ARB_REDIS_URL: running the local stack for {seconds_local:.0f} s, then scanning")
+            opps = _run(lambda: scan_local(settings, flt, seconds=seconds_local, config_path=config, console=err))
+            show(opps, f"opportunities open after {seconds_local:.0f} s of the local stack")
+            return
+        url = settings.redis_url.get_secret_value()
+        if not follow:
+            _run(lambda: scan_grid(settings, url, flt, on_result=lambda o: show(o, "opportunities now")))
+            return
+        view, update = live(out)
+        with view:
+            _run(
+                lambda: scan_grid(
+                    settings,
+                    url,
+                    flt,
+                    follow_s=seconds or float("inf"),
+                    on_result=lambda o: update(opportunity_table(o, "opportunities (following)")),
+                )
+            )
+    except (GridError, ChildError) as exc:
+        raise _fail(f"scan failed: {exc}", 1) from None
+
+
 @grid_app.command("show")
 def grid_show(instrument: str, config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Every venue's quote for INSTRUMENT in the running grid (ARB_REDIS_URL), with its age and staleness."""

@@ -40,7 +40,7 @@ from arb.config import Settings
 from arb.config.coverage import ASSET_CLASSES, coverage
 from arb.grid.embedded import EmbeddedRedis
 from arb.logs import mask_url
-from arb.model import OpportunityEvent, VenueHealth, latency_percentile_ms, merge_histograms
+from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percentile_ms, merge_histograms
 
 if TYPE_CHECKING:
     from arb.scanner.engine import Scanner
@@ -142,6 +142,8 @@ class DemoReport(msgspec.Struct, kw_only=True):
 class DemoRun(msgspec.Struct):
     report: DemoReport
     events: list[OpportunityEvent]
+    open: list[Opportunity]
+    """What the live scanner had open at the end, best priority first."""
 
 
 def split_venues(symbols: dict[str, int], n: int) -> list[list[str]]:
@@ -269,7 +271,8 @@ async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> 
                     await _watch(watch, grid, venues, serving, opts, console)
                     watch.opportunities.top = watch.top()
                     watch.opportunities.open_now = len(scanner.open)
-            return DemoRun(_report(watch, serving, log_dir), watch.events)
+                    still_open = scanner.ranked()
+            return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
 
 
 async def _watch(
