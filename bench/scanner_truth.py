@@ -65,7 +65,7 @@ async def run(seconds: float, rate_per_min: float, bps: tuple[float, float], war
     demo = await run_stack(settings, Console(stderr=True), opts)
     costs = CostModel(settings, GridLayout.from_settings(settings))
     # dislocations during warm-up (books still being snapshotted, venues connecting) are not scored
-    scored_from = started + int(((demo.report.warmup_s or 0.0) + 2.0) * 1e9)
+    scored_from = started + int(max(warmup_s, (demo.report.warmup_s or 0.0) + 2.0) * 1e9)
     truth = [d for d in read_truth_file(truth_path) if d.start_ns >= scored_from and d.end_ns < time.time_ns() - 1e9]
     report = score(truth, demo.events, costs, limits_from(settings))
     out = msgspec.to_builtins(report)
