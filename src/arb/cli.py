@@ -261,6 +261,7 @@ def scan(
     """Ranked opportunities with their cost breakdown, from the running grid (ARB_REDIS_URL) or the local stack."""
     import msgspec
 
+    from arb.demo import StackGridError
     from arb.grid import GridError
     from arb.procs import ChildError
     from arb.scanner.view import ScanFilter, live, opportunity_table, scan_grid, scan_local
@@ -301,7 +302,7 @@ def scan(
                     on_result=lambda o: update(opportunity_table(o, "opportunities (following)")),
                 )
             )
-    except (GridError, ChildError) as exc:
+    except (GridError, StackGridError, ChildError) as exc:
         raise _fail(f"scan failed: {exc}", 1) from None
 
 

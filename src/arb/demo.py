@@ -139,6 +139,14 @@ class DemoReport(msgspec.Struct, kw_only=True):
     log_dir: str
 
 
+class StackGridError(RuntimeError):
+    """The grid's Redis failed under the local stack; says which Redis (password masked)."""
+
+    def __init__(self, url: str, cause: Exception) -> None:
+        self.url, self.cause = mask_url(url), cause
+        super().__init__(f"grid Redis at {self.url}: {cause}")
+
+
 class DemoRun(msgspec.Struct):
     report: DemoReport
     events: list[OpportunityEvent]
@@ -199,7 +207,6 @@ class _Watch:
 
 
 async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
-    from arb.grid import GridError
     from arb.procs import ChildError
 
     opts = options or DemoOptions()
@@ -209,8 +216,8 @@ async def run_demo(settings: Settings, console: Console, options: DemoOptions | 
     except ChildError as exc:
         err.print(f"[red]demo failed:[/] {exc}")
         return 1
-    except GridError as exc:
-        err.print(f"[red]grid Redis:[/] {exc}")
+    except StackGridError as exc:
+        err.print(f"[red]grid Redis at {exc.url}:[/] {exc.cause}")
         return 1
     if opts.as_json:
         sys.stdout.write(msgspec.json.encode(run.report).decode() + "\n")
@@ -221,7 +228,20 @@ async def run_demo(settings: Settings, console: Console, options: DemoOptions | 
 
 async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> DemoRun:
     """Embedded (or configured) Redis, the local venues, two connector workers and the scanner, for `opts.seconds`
-    (until Ctrl-C when None). Raises ChildError / GridError when a part cannot start or Redis fails."""
+    (until Ctrl-C when None). Raises ChildError when a part cannot start, StackGridError when Redis fails."""
+    from arb.grid import GridError
+
+    err = Console(stderr=True)
+    with grid_redis(settings) as (url, embedded):
+        try:
+            return await _run_stack(settings, console, opts, url, embedded, err)
+        except GridError as exc:
+            raise StackGridError(url, exc) from exc
+
+
+async def _run_stack(
+    settings: Settings, console: Console, opts: DemoOptions, url: str, embedded: bool, err: Console
+) -> DemoRun:
     from arb.connectors.ccxt_pro import ConnectorOptions
     from arb.connectors.worker import worker_args
     from arb.grid import GridLayout, PriceGrid
@@ -229,50 +249,48 @@ async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> 
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
 
-    err = Console(stderr=True)
-    with grid_redis(settings) as (url, embedded):
-        layout = GridLayout.from_settings(settings)
-        log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
-        origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
-        err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
-        err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
-        if not opts.as_json:
-            console.print(coverage_table(settings))
-        async with PriceGrid.from_url(url, layout, settings.grid) as grid:
-            await grid.ping()
-            await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
-            sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
-                        "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
-                        "--dislocations-per-min", str(opts.dislocations_per_min), "--regular",
-                        "--dislocation-bps", *map(str, opts.dislocation_bps),
-                        "--dislocation-ms", *map(str, opts.dislocation_ms)]  # fmt: skip
-            if opts.config_path:
-                sim_args += ["--config", opts.config_path]
-            if opts.truth_path:
-                sim_args += ["--truth", opts.truth_path]
-            watch = _Watch()
-            watch.keep_events = opts.keep_events
-            async with Child("sim", sim_args, log_dir / "sim.log") as sim:
-                venues: dict[str, Any] = sim.ready["venues"]
-                serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
-                workers = []
-                for i, share in enumerate(split_venues(serving, WORKERS)):
-                    connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
-                    args = worker_args(url, share, venues, options=connect, config=opts.config_path)
-                    workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
-                async with contextlib.AsyncExitStack() as stack:
-                    for w in workers:
-                        await stack.enter_async_context(w)
-                    mirror = grid.mirror(depth=20)
-                    stream = await stack.enter_async_context(OpportunityStream(grid))
-                    await stack.enter_async_context(mirror.following())
-                    scanner = Scanner(settings, mirror, sinks=[stream.put, watch.on_event])
-                    watch.scanner = await stack.enter_async_context(scanner)
-                    await _watch(watch, grid, venues, serving, opts, console)
-                    watch.opportunities.top = watch.top()
-                    watch.opportunities.open_now = len(scanner.open)
-                    still_open = scanner.ranked()
-            return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
+    layout = GridLayout.from_settings(settings)
+    log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
+    origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
+    err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
+    err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
+    if not opts.as_json:
+        console.print(coverage_table(settings))
+    async with PriceGrid.from_url(url, layout, settings.grid) as grid:
+        await grid.ping()
+        await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
+        sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
+                    "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
+                    "--dislocations-per-min", str(opts.dislocations_per_min), "--regular",
+                    "--dislocation-bps", *map(str, opts.dislocation_bps),
+                    "--dislocation-ms", *map(str, opts.dislocation_ms)]  # fmt: skip
+        if opts.config_path:
+            sim_args += ["--config", opts.config_path]
+        if opts.truth_path:
+            sim_args += ["--truth", opts.truth_path]
+        watch = _Watch()
+        watch.keep_events = opts.keep_events
+        async with Child("sim", sim_args, log_dir / "sim.log") as sim:
+            venues: dict[str, Any] = sim.ready["venues"]
+            serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
+            workers = []
+            for i, share in enumerate(split_venues(serving, WORKERS)):
+                connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
+                args = worker_args(url, share, venues, options=connect, config=opts.config_path)
+                workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
+            async with contextlib.AsyncExitStack() as stack:
+                for w in workers:
+                    await stack.enter_async_context(w)
+                mirror = grid.mirror(depth=20)
+                stream = await stack.enter_async_context(OpportunityStream(grid))
+                await stack.enter_async_context(mirror.following())
+                scanner = Scanner(settings, mirror, sinks=[stream.put, watch.on_event])
+                watch.scanner = await stack.enter_async_context(scanner)
+                await _watch(watch, grid, venues, serving, opts, console)
+                watch.opportunities.top = watch.top()
+                watch.opportunities.open_now = len(scanner.open)
+                still_open = scanner.ranked()
+        return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
 
 
 async def _watch(

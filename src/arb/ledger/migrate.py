@@ -7,10 +7,10 @@ by `metadata.create_all`, so a database made by any arb version can be brought f
 
 Alembic's command API is synchronous; it runs in a worker thread, where `migrations/env.py` follows Alembic's
 documented asyncio recipe (an async engine of its own, the migrations through `connection.run_sync`). When the
-database is already at head (every open but the first) no thread and no second engine are started.
+database is already at head (every open but the first), Alembic's command is not run and no second engine is made.
 
 A database whose revision this code does not know was migrated by a newer arb: it is refused (`LedgerSchemaTooNew`,
-naming the revision) before anything is read or written, instead of being half-understood.
+naming the revision) before any of its data is read or written, instead of being half-understood.
 
 Writing a new migration (a developer, with a database at head):
 
@@ -18,8 +18,8 @@ Writing a new migration (a developer, with a database at head):
     from arb.ledger.migrate import alembic_config
     command.revision(alembic_config("sqlite+aiosqlite:///dev.db"), message="add intents", autogenerate=True)
 
-then review the generated file under `migrations/versions/` (SQLite needs `op.batch_alter_table` to alter a table;
-env.py renders batch operations for that).
+then review the generated `migrations/versions/rev_<id>_add_intents.py`, and `ruff check --fix` / `ruff format` it
+(SQLite cannot alter most of a table in place: env.py makes autogenerate emit `op.batch_alter_table` for that).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import asyncio
 import functools
 import logging
 import os
+import threading
 from typing import Any, Final
 
 from alembic import command
@@ -181,5 +182,16 @@ async def upgrade_to_head(engine: AsyncEngine) -> str:
         raise LedgerSchemaTooNew(mask(engine.url), unknown, head)
     if current != (head,):
         log.info("ledger.migrating url=%s from=%s to=%s", mask(engine.url), ",".join(current) or "empty", head)
-        await asyncio.to_thread(command.upgrade, alembic_config(engine.url), "head")
+        await asyncio.to_thread(_upgrade, alembic_config(engine.url))
     return head
+
+
+_ALEMBIC_LOCK: Final = threading.Lock()
+"""Alembic keeps the running migration's context in module globals (`alembic.context`, `alembic.op`): two upgrades
+in one process at once would run each other's operations on each other's connections. One at a time per process;
+across processes, the database serialises them (PostgreSQL advisory lock, SQLite BEGIN IMMEDIATE: see env.py)."""
+
+
+def _upgrade(config: Config) -> None:
+    with _ALEMBIC_LOCK:
+        command.upgrade(config, "head")
