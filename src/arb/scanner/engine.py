@@ -285,18 +285,7 @@ class Scanner:
                 continue
             del self.open[key]
             self.closed_total += 1
-            reason = self._close_reason(state.last, usable)
-            events.append(
-                OpportunityEvent(
-                    type="closed",
-                    opportunity=state.last,
-                    opened_ns=state.opened_ns,
-                    ts=now,
-                    peak_net_edge=state.peak,
-                    updates=state.updates,
-                    close_reason=reason,
-                )
-            )
+            events.append(_closed(state, now, self._close_reason(state.last, usable)))
         for event in events:
             for sink in self.sinks:
                 sink(event)
@@ -305,18 +294,7 @@ class Scanner:
     def close_all(self, reason: str = "shutdown", now_ns: int | None = None) -> list[OpportunityEvent]:
         """Close every open opportunity (the scanner stops: nothing it showed stays open in the record)."""
         now = self._now_ns() if now_ns is None else now_ns
-        events = [
-            OpportunityEvent(
-                type="closed",
-                opportunity=s.last,
-                opened_ns=s.opened_ns,
-                ts=now,
-                peak_net_edge=s.peak,
-                updates=s.updates,
-                close_reason=reason,
-            )
-            for s in self.open.values()
-        ]
+        events = [_closed(s, now, reason) for s in self.open.values()]
         self.open.clear()
         self.closed_total += len(events)
         for event in events:
@@ -382,6 +360,18 @@ class Scanner:
     async def __aexit__(self, *exc: object) -> None:
         await tasks.cancel_and_wait(self._task)
         self.close_all()
+
+
+def _closed(state: _Open, now: int, reason: str) -> OpportunityEvent:
+    return OpportunityEvent(
+        type="closed",
+        opportunity=state.last,
+        opened_ns=state.opened_ns,
+        ts=now,
+        peak_net_edge=state.peak,
+        updates=state.updates,
+        close_reason=reason,
+    )
 
 
 def _with_id(opp: Opportunity, oid: str) -> Opportunity:
