@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import ccxt
 import ccxt.pro as ccxtpro
 import orjson
 import pytest
@@ -150,6 +151,20 @@ async def check_invalid_json_stops_the_reader(exchange: Any, venue: SimVenue, sy
         await watch_until_error(exchange, symbol, per_watch_s=1.0)
     assert venue.faults.injected["malformed_invalid_json"] == 1
     assert len(venue.connections) == 1  # only a watchdog on message gaps notices (FAULTS M1)
+
+
+async def check_drop_then_resync(
+    exchange: Any, venue: SimVenue, symbol: str, synced: Callable[[Any, SimVenue, str], Awaitable[Any]]
+) -> Any:
+    """Drop the venue's connection: the pending watch fails with NetworkError, the next one reconnects (a second
+    WebSocket) and `synced` waits for the book to be whole again; returns that book."""
+    assert venue.faults.drop() == 1
+
+    with pytest.raises(ccxt.NetworkError):
+        await asyncio.wait_for(exchange.watch_order_book(symbol), 5)
+    ob = await synced(exchange, venue, symbol)
+    assert venue.stats["ws_connections"] == 2
+    return ob
 
 
 async def eventually(

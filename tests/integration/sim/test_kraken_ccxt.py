@@ -27,6 +27,7 @@ from .support import (
     CONNECTOR_OPTIONS,
     LIVELY,
     ccxt_client,
+    check_drop_then_resync,
     check_invalid_json_stops_the_reader,
     check_minute_candles,
     configured_venue,
@@ -369,12 +370,7 @@ async def test_a_dropped_connection_fails_the_watch_and_the_next_watch_reconnect
     async with kraken_venue() as venue, ccxt_kraken(venue) as exchange:
         await watch_until_synced(exchange, venue, "ETH/USD")
 
-        assert venue.faults.drop() == 1
-
-        with pytest.raises(ccxt.NetworkError):
-            await asyncio.wait_for(exchange.watch_order_book("ETH/USD"), 5)
-        await watch_until_synced(exchange, venue, "ETH/USD")
-        assert venue.stats["ws_connections"] == 2
+        await check_drop_then_resync(exchange, venue, "ETH/USD", watch_until_synced)
 
 
 async def test_a_429_is_ddos_protection_with_retry_after_and_coming_back_early_gets_a_lockout() -> None:

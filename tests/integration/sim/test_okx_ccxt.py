@@ -31,6 +31,7 @@ from .support import (
     LIVELY,
     SYMBOLS,
     ccxt_client,
+    check_drop_then_resync,
     check_invalid_json_stops_the_reader,
     check_minute_candles,
     configured_venue,
@@ -255,13 +256,8 @@ async def test_a_dropped_connection_fails_the_watch_and_the_next_watch_reconnect
     async with okx_venue() as venue, ccxt_okx(venue) as exchange:
         await watch_until_synced(exchange, venue, "ETH/USDT")
 
-        assert venue.faults.drop() == 1
-
-        with pytest.raises(ccxt.NetworkError):
-            await asyncio.wait_for(exchange.watch_order_book("ETH/USDT"), 5)
-        ob = await watch_until_synced(exchange, venue, "ETH/USDT")
+        ob = await check_drop_then_resync(exchange, venue, "ETH/USDT", watch_until_synced)
         assert levels(ob) == sim_book(venue.book_for_symbol("ETH/USDT"))
-        assert venue.stats["ws_connections"] == 2
 
 
 async def test_a_429_carries_retry_after_and_ccxt_raises_rate_limit_exceeded() -> None:
