@@ -9,8 +9,9 @@ the scan also sizes real opportunities. Measured:
 
 * full_scan_ms: `kernel.scan` over every listed cell of that grid (median of many, after warm-up);
 * row_update_us: one incremental update: one cell's new book written into the arrays (top of book + 20 levels, what
-  `GridMirror.apply` does per cell) then `kernel.scan(..., rows=[i])` on a row that has opportunities (so the VWAP
-  walks run), cycling over the dislocated rows; median of thousands, `time.perf_counter_ns`;
+  `GridMirror.apply` does per cell) then `kernel.scan_raw(..., rows=[i])` on a row that has opportunities (so the
+  VWAP walks run), cycling over the dislocated rows; median of thousands, `time.perf_counter_ns`. Turning the result
+  rows into Python `Candidate`s is the edge and is reported apart (`row_update_then_candidates_us_stats`);
 * naive_full_scan_ms: `arb.scanner.reference.scan` (a dict of venues per instrument, a loop over every ordered pair)
   over the same books as `Quote`s: the baseline; speedup_vs_naive = naive / kernel;
 * agree: kernel and naive found the same (instrument, buy venue, sell venue) set with net edges within 1e-9;
@@ -42,6 +43,7 @@ import numpy.typing as npt
 
 from arb.config.schema import Settings
 from arb.grid.layout import GridLayout
+from arb.grid.mirror import write_levels
 from arb.model import Quote
 from arb.scanner import kernel, reference
 from arb.scanner.costs import CostModel
@@ -207,20 +209,13 @@ def cell_costs(costs: CostModel) -> dict[tuple[str, str], CellCost]:
 
 
 def write_cell(books: Books, i: int, j: int, q: Quote) -> None:
-    """One cell's new quote into the arrays, as `GridMirror.apply` does it (top of book, then `_set_depth`)."""
+    """One cell's new quote into the arrays, as `GridMirror.apply` does it (top of book, then `write_levels`)."""
     books.bid[i, j] = q.bid
     books.bid_size[i, j] = q.bid_size
     books.ask[i, j] = q.ask
     books.ask_size[i, j] = q.ask_size
-    d = books.bid_px.shape[2]
-    for px, qty, levels in ((books.bid_px, books.bid_qty, q.bids), (books.ask_px, books.ask_qty, q.asks)):
-        n = min(len(levels), d)
-        if n:
-            arr = np.asarray(levels[:n], np.float64)
-            px[i, j, :n] = arr[:, 0]
-            qty[i, j, :n] = arr[:, 1]
-        px[i, j, n:] = np.nan
-        qty[i, j, n:] = np.nan
+    write_levels(books.bid_px, books.bid_qty, i, j, q.bids)
+    write_levels(books.ask_px, books.ask_qty, i, j, q.asks)
 
 
 # --- measuring --------------------------------------------------------------------------------------------------------
@@ -251,17 +246,25 @@ def timed_ms(fn: Callable[[], object], reps: int, warmup: int) -> list[float]:
 
 
 def row_updates(
-    books: Books, costs: CostModel, usable: BoolArray, limits: Limits, cells: list[Cell], reps: int
+    books: Books,
+    costs: CostModel,
+    usable: BoolArray,
+    limits: Limits,
+    cells: list[Cell],
+    reps: int,
+    objects: list[float] | None = None,
 ) -> tuple[list[float], list[float], list[list[float]], list[int]]:
     """`reps` updates cycling over `cells` (row, col, quote A, quote B; A and B alternate so every write changes the
-    book): write the cell, scan its row. Returns total µs and write µs per update, scan µs per update of each cell, and
-    candidates found per update."""
+    book): write the cell, scan its row to the kernel's result array (`scan_raw`; building a Python object per
+    candidate is the edge, measured after). Returns total µs and write µs per update, scan µs per update of each
+    cell, and candidates found per update; `objects` receives the µs of turning each result into `Candidate`s."""
     total: list[float] = []
     write: list[float] = []
     scan_us: list[list[float]] = [[] for _ in cells]
     found: list[int] = []
+    objects = [] if objects is None else objects
     clock = time.perf_counter_ns
-    scan = kernel.scan
+    scan = kernel.scan_raw
     gc.collect()
     for k in range(reps):
         i, j, qa, qb = cells[k % len(cells)]
@@ -274,7 +277,9 @@ def row_updates(
         total.append((t2 - t0) / 1e3)
         write.append((t1 - t0) / 1e3)
         scan_us[k % len(cells)].append((t2 - t1) / 1e3)
-        found.append(len(out))
+        n_found = len(kernel.candidates(out))
+        objects.append((clock() - t2) / 1e3)
+        found.append(n_found)
     for i, j, qa, _ in cells:  # leave the books as they were
         write_cell(books, i, j, qa)
     return total, write, scan_us, found
@@ -396,7 +401,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # one-row updates
     cells = update_cells(books, layout, disl, rng)
-    row_total, row_write, row_scan, row_found = row_updates(books, costs, usable, limits, cells, args.updates)
+    row_objects: list[float] = []
+    row_total, row_write, row_scan, row_found = row_updates(
+        books, costs, usable, limits, cells, args.updates, row_objects
+    )
     calm_total, _, _, calm_row_found = row_updates(
         books, costs, usable, limits, calm_cells(books, layout, usable, disl, 50), args.updates
     )
@@ -473,6 +481,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "row_update_us_stats": summary(row_total, 2),
         "row_update_write_us_stats": summary(row_write, 2),
         "row_update_scan_us_stats": summary([x for xs in row_scan for x in xs], 2),
+        "row_update_then_candidates_us_stats": summary(row_objects, 2),
         "row_update_found_every_time": min(row_found) > 0,
         "row_update_rows": per_row,
         "row_scan_fit_us": {"per_sized_pair": round(float(slope), 2), "fixed": round(float(intercept), 2)},

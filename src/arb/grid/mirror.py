@@ -198,18 +198,9 @@ class GridMirror:
         return rows
 
     def _set_depth(self, cell: int, q: Quote) -> None:
-        n_v = self.bid.shape[1]
-        i, j = divmod(cell, n_v)
-        d = self.depth
-        for px, qty, levels in ((self.bid_px, self.bid_qty, q.bids), (self.ask_px, self.ask_qty, q.asks)):
-            n = min(len(levels), d)
-            if n:
-                prices, sizes = zip(*levels[:n], strict=True)  # ~3x cheaper than building an array first
-                px[i, j, :n] = prices
-                qty[i, j, :n] = sizes
-            if n < d:
-                px[i, j, n:] = np.nan
-                qty[i, j, n:] = np.nan
+        i, j = divmod(cell, self.bid.shape[1])
+        write_levels(self.bid_px, self.bid_qty, i, j, q.bids)
+        write_levels(self.ask_px, self.ask_qty, i, j, q.asks)
 
     def apply(self, quotes: Sequence[Quote]) -> int:
         """Apply quotes in order (the last per cell wins, as in Redis); unknown or unsound ones are skipped and
@@ -429,3 +420,18 @@ class GridMirror:
         except TimeoutError:
             return predicate(self)
         return True
+
+
+def write_levels(px: FloatArray, qty: FloatArray, i: int, j: int, levels: tuple[tuple[float, float], ...]) -> None:
+    """One side of cell (i, j)'s book into depth arrays (instruments x venues x levels), NaN past its last level.
+
+    The per-update cost of a depth-keeping mirror; `zip` into two tuples is ~3x cheaper than building an array first."""
+    d = px.shape[2]
+    n = min(len(levels), d)
+    if n:
+        prices, sizes = zip(*levels[:n], strict=True)
+        px[i, j, :n] = prices
+        qty[i, j, :n] = sizes
+    if n < d:
+        px[i, j, n:] = np.nan
+        qty[i, j, n:] = np.nan

@@ -260,16 +260,15 @@ def _scan_rows(  # noqa: C901 - one compiled loop nest; the leg work is already 
     return n
 
 
-def scan(
+def scan_raw(
     books: Books, costs: CostModel, usable: BoolArray, limits: Limits, rows: IntArray | None = None
-) -> list[Candidate]:
-    """Every qualifying pair in `rows` (all rows when None), best net edge first within each row.
+) -> FloatArray:
+    """Every qualifying pair in `rows` (all rows when None) as one float row each, columns as `Candidate` (row, buy,
+    sell, size, ..., depth_estimated as 0/1), in scan order. The hot path: no Python object per pair (see `scan`).
 
     One compiled pass (numba): per row the screen, then the top-of-book bound per pair, then the book walk of the
     pairs that pass (each leg's capacity walked once per row). See the module docstring."""
     idx = np.arange(books.bid.shape[0], dtype=np.int64) if rows is None else rows.astype(np.int64, copy=False)
-    if idx.size == 0:
-        return []
     out = np.empty((64, _FIELDS))
     while True:
         n = _scan_rows(
@@ -280,14 +279,25 @@ def scan(
             limits.impact, limits.depth_multiple, out,
         )  # fmt: skip
         if n >= 0:
-            break
+            return out[:n]
         out = np.empty((out.shape[0] * 8, _FIELDS))
+
+
+def candidates(raw: FloatArray) -> list[Candidate]:
+    """`scan_raw`'s rows as `Candidate`s, best net edge first within each row (the edge of the hot path)."""
     found = [
         Candidate(int(r[0]), int(r[1]), int(r[2]), *r[3:16], bool(r[16]))  # type: ignore[call-arg]
-        for r in out[:n].tolist()
+        for r in raw.tolist()
     ]
     found.sort(key=lambda c: (c.row, -c.net))
     return found
+
+
+def scan(
+    books: Books, costs: CostModel, usable: BoolArray, limits: Limits, rows: IntArray | None = None
+) -> list[Candidate]:
+    """Every qualifying pair in `rows` (all rows when None), best net edge first within each row."""
+    return candidates(scan_raw(books, costs, usable, limits, rows))
 
 
 def scan_row(books: Books, costs: CostModel, usable: BoolArray, i: int, limits: Limits) -> list[Candidate]:
