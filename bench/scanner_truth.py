@@ -66,8 +66,11 @@ async def run(seconds: float, rate_per_min: float, bps: tuple[float, float], war
     costs = CostModel(settings, GridLayout.from_settings(settings))
     # dislocations during warm-up (books still being snapshotted, venues connecting) are not scored
     scored_from = started + int(max(warmup_s, (demo.report.warmup_s or 0.0) + 2.0) * 1e9)
-    truth = [d for d in read_truth_file(truth_path) if d.start_ns >= scored_from and d.end_ns < time.time_ns() - 1e9]
-    report = score(truth, demo.events, costs, limits_from(settings))
+    # nor those injected in the last second (their detection may be cut off by the stop); see `score(window=)`
+    scored_to = started + int((seconds + warmup_s - 1.0) * 1e9)
+    truth = read_truth_file(truth_path)
+    (work / "events.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in demo.events))
+    report = score(truth, demo.events, costs, limits_from(settings), window=(scored_from, scored_to))
     out = msgspec.to_builtins(report)
     out.update(
         seconds=demo.report.seconds,
@@ -76,7 +79,7 @@ async def run(seconds: float, rate_per_min: float, bps: tuple[float, float], war
         venues_connected=demo.report.venues_connected,
         updates_per_s=demo.report.updates_per_s,
         feed_latency_ms=demo.report.latency_ms,
-        injected_total=len(read_truth_file(truth_path)),
+        injected_total=len(truth),
         dislocation_bps=list(bps),
         work_dir=str(work),
     )

@@ -121,13 +121,20 @@ def score(
     *,
     band_bps: float = 1.0,
     grace_ms: float = 300.0,
+    window: tuple[int, int] | None = None,
 ) -> TruthReport:
-    """Recall, precision and detection latency of `events` against `truth` (see the module docstring)."""
-    dislocations = list(truth)
-    evs = [e for e in events if e.type in ("opened", "updated")]
+    """Recall, precision and detection latency of `events` against `truth` (see the module docstring).
+
+    `window` (UTC ns, start incl., end excl.) limits what is scored to a steady part of a run: only dislocations that
+    start in it count for recall and only events in it for precision, while every dislocation in `truth` may still
+    explain an event (one injected during warm-up is real even if it is not scored)."""
+    everything = list(truth)
+    lo, hi = window if window is not None else (-(2**63), 2**63)
+    dislocations = [d for d in everything if lo <= d.start_ns < hi]
+    evs = [e for e in events if e.type in ("opened", "updated") and lo <= e.ts < hi]
     threshold = limits.min_edge * 1e4
     grace = int(grace_ms * 1e6)
-    edges = {d.id: true_edge(d, costs, limits) for d in dislocations}
+    edges = {d.id: true_edge(d, costs, limits) for d in everything}
     above = [d for d in dislocations if (t := edges[d.id]) is not None and t.net_bps >= threshold + band_bps]
     borderline_ids = {
         d.id for d in dislocations if (t := edges[d.id]) is not None and abs(t.net_bps - threshold) < band_bps
@@ -145,7 +152,7 @@ def score(
     tp = fp = 0
     fp_ids: list[str] = []
     for ev in opened:
-        explaining = {d.id for d in dislocations if _matches(ev, d, grace)}
+        explaining = {d.id for d in everything if _matches(ev, d, grace)}
         if explaining & above_ids or any(
             (t := edges[i]) is not None and t.net_bps >= threshold - band_bps for i in explaining
         ):

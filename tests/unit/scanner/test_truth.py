@@ -86,3 +86,22 @@ def test_an_event_after_the_dislocation_ended_plus_grace_does_not_count() -> Non
     report = score(truth, late, COSTS, LIMITS, grace_ms=300.0)
     assert report.found == 0
     assert report.false_positives == 1
+
+
+def test_a_window_scores_only_its_part_of_the_run_but_warm_up_dislocations_still_explain_events() -> None:
+    truth = [
+        dislocation(1, "c", 60.0, NS),  # during warm-up: not scored, yet real
+        dislocation(2, "a", -60.0, NS + 5000 * MS),  # scored
+        dislocation(3, "b", 80.0, NS + 9500 * MS),  # after the window: not scored even though missed
+    ]
+    events = [
+        opened("a", "c", NS + 12 * MS),  # before the window: ignored
+        opened("b", "c", NS + 1200 * MS),  # in the window, explained by the warm-up dislocation 1 (+ grace)
+        opened("a", "b", NS + 5040 * MS),
+    ]
+
+    report = score(truth, events, COSTS, LIMITS, window=(NS + 1100 * MS, NS + 9000 * MS))
+
+    assert (report.dislocations, report.above, report.found, report.missed) == (1, 1, 1, [])
+    assert (report.opened, report.true_positives, report.false_positives) == (2, 2, 0)
+    assert report.detection_latency_ms_max == pytest.approx(40.0)
