@@ -8,9 +8,10 @@ What runs (each in its own process, so the two cores are both used and a crash o
     python -m arb.connectors.worker  x2             the real ccxt.pro classes pointed at those venues, half each
 
 This process runs the scanner (a depth-keeping grid mirror -> `arb.scanner.Scanner`, lifecycle events on the
-`{arb}:opportunities` stream) and watches: every `refresh_s` it reads the venues' published health and the grid's top
-of book and shows venues up, instruments covered (>= 2 fresh venues), updates/s, latency, the freshest/oldest quote
-and the best open opportunities (the sim injects `dislocations_per_min` real ones). With
+`{arb}:opportunities` stream and in the ledger at `database_url`, SQLite `arb.db` by default) and watches: every
+`refresh_s` it reads the venues' published health and the grid's top of book and shows venues up, instruments covered
+(>= 2 fresh venues), updates/s, latency, the freshest/oldest quote and the best open opportunities (the sim injects
+`dislocations_per_min` real ones). With
 `--seconds N` it stops after N seconds; with `--json` the last stdout line is one JSON object (see `DemoReport`). With
 `--fault-every S` it drops one venue's connections every S seconds (round robin, through the sim's fault API), the
 acceptance run for "keeps >= 14 venues connected on average and reports the reconnects".
@@ -95,6 +96,11 @@ class OpportunitySummary(msgspec.Struct, kw_only=True):
     closed: int = 0
     open_now: int = 0
     top: list[OpportunityLine] = msgspec.field(default_factory=list)
+    ledger: str = ""
+    """Where the events were persisted (`database_url`, password masked)."""
+    persisted: int = 0
+    """Events the ledger confirmed written (updates of one opportunity within a batch are coalesced)."""
+    persist_dropped: int = 0
 
 
 class VenueLine(msgspec.Struct):
@@ -207,6 +213,7 @@ class _Watch:
 
 
 async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
+    from arb.ledger import LedgerError
     from arb.procs import ChildError
 
     opts = options or DemoOptions()
@@ -218,6 +225,9 @@ async def run_demo(settings: Settings, console: Console, options: DemoOptions | 
         return 1
     except StackGridError as exc:
         err.print(f"[red]grid Redis at {exc.url}:[/] {exc.cause}")
+        return 1
+    except LedgerError as exc:
+        err.print(f"[red]ledger ({mask_url(settings.database_url.get_secret_value())}):[/] {exc}")
         return 1
     if opts.as_json:
         sys.stdout.write(msgspec.json.encode(run.report).decode() + "\n")
@@ -245,6 +255,7 @@ async def _run_stack(
     from arb.connectors.ccxt_pro import ConnectorOptions
     from arb.connectors.worker import worker_args
     from arb.grid import GridLayout, PriceGrid
+    from arb.ledger import open_ledger
     from arb.procs import Child
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
@@ -283,13 +294,21 @@ async def _run_stack(
                     await stack.enter_async_context(w)
                 mirror = grid.mirror(depth=20)
                 stream = await stack.enter_async_context(OpportunityStream(grid))
+                db_url = settings.database_url.get_secret_value()
+                ledger = await stack.enter_async_context(open_ledger(db_url))
+                persist = await stack.enter_async_context(ledger.opportunity_writer())
                 await stack.enter_async_context(mirror.following())
-                scanner = Scanner(settings, mirror, sinks=[stream.put, watch.on_event])
-                watch.scanner = await stack.enter_async_context(scanner)
-                await _watch(watch, grid, venues, serving, opts, console)
-                watch.opportunities.top = watch.top()
-                watch.opportunities.open_now = len(scanner.open)
-                still_open = scanner.ranked()
+                scanner = Scanner(settings, mirror, sinks=[stream.put, persist.put, watch.on_event])
+                async with scanner:  # closes every open opportunity (into the sinks) before they close
+                    watch.scanner = scanner
+                    await _watch(watch, grid, venues, serving, opts, console)
+                    watch.opportunities.top = watch.top()
+                    watch.opportunities.open_now = len(scanner.open)
+                    still_open = scanner.ranked()
+            # the writer flushed what was pending when the stack closed it
+            watch.opportunities.ledger = mask_url(db_url)
+            watch.opportunities.persisted = persist.written
+            watch.opportunities.persist_dropped = persist.dropped
         return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
 
 

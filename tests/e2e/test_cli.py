@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -107,11 +108,20 @@ def three_venue_config(tmp_path: Path) -> Path:
 
 def test_demo_streams_local_venues_into_the_grid_and_reports_json(tmp_path: Path) -> None:
     config = three_venue_config(tmp_path)
+    db = tmp_path / "ledger.db"
+    env = {"ARB_LOG_LEVEL": "INFO", "ARB_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
 
-    proc = arb("demo", "--config", str(config), "--seconds", "6", "--json", env={"ARB_LOG_LEVEL": "INFO"}, timeout=90)
+    proc = arb("demo", "--config", str(config), "--seconds", "6", "--json", env=env, timeout=90)
 
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
+    found = report["opportunities"]
+    assert found["ledger"] == f"sqlite+aiosqlite:///{db}"
+    assert found["persist_dropped"] == 0
+    assert found["opened"] == found["closed"]  # the scanner closed what was open when the demo stopped
+    with sqlite3.connect(db) as conn:  # every opportunity the scanner opened is in the ledger, closed
+        rows = conn.execute("SELECT count(*), count(closed_at_ns) FROM opportunities").fetchone()
+    assert rows == (found["opened"], found["opened"])
     assert set(report["venues"]) == {"binance", "kraken", "gate"}
     assert report["venues_connected"] == 3, report["venues"]
     assert report["instruments_covered"] >= 100  # instruments quoted fresh by 2+ of the three
