@@ -27,7 +27,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percen
 
 if TYPE_CHECKING:
     from arb.scanner.engine import Scanner
+    from arb.scanner.truth import TruthReport
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,70 @@ async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> 
             return await _run_stack(settings, console, opts, url, embedded, err)
         except GridError as exc:
             raise StackGridError(url, exc) from exc
+
+
+class TruthRun(msgspec.Struct, kw_only=True):
+    """A demo run scored against the sim's ground truth (`measure_truth`)."""
+
+    report: TruthReport
+    demo: DemoReport
+    injected: int
+    """Every dislocation the sim injected, warm-up and tail included (the report scores the steady part)."""
+    work_dir: str
+    """Config, truth log (`truth.jsonl`) and every opportunity event (`events.jsonl`) of the run."""
+
+
+async def measure_truth(
+    venues: Sequence[str],
+    *,
+    seconds: float,
+    warmup_s: float = 10.0,
+    rate_per_min: float = 100.0,
+    bps: tuple[float, float] = (20.0, 140.0),
+    duration_ms: tuple[int, int] = (500, 2000),
+    console: Console | None = None,
+) -> TruthRun:
+    """Run the stack on `venues` (every other CEX venue disabled) with dislocations injected at `rate_per_min`, then
+    score every opportunity event against the truth (`arb.scanner.truth.score`): the scanner's recall, precision and
+    detection latency, end to end through the real venues' wire formats, ccxt.pro, Redis and the mirror.
+
+    Dislocations in the warm-up (venues connecting, books being snapshotted) and in the last second are not scored."""
+    from arb.config import load_settings
+    from arb.grid import GridLayout
+    from arb.scanner.costs import CostModel
+    from arb.scanner.engine import limits_from
+    from arb.scanner.truth import score
+    from arb.sim.truth import read_truth_file
+
+    work = Path(tempfile.mkdtemp(prefix="arb-truth-"))
+    off = [v for v, c in load_settings().venues.items() if c.kind == "cex" and v not in venues]
+    config = work / "truth.yaml"
+    config.write_text(
+        f"database_url: sqlite+aiosqlite:///{work / 'ledger.db'}\nvenues:\n"
+        + "".join(f"  {v}: {{enabled: false}}\n" for v in off)
+    )
+    settings = load_settings(config)
+    truth_path = work / "truth.jsonl"
+    opts = DemoOptions(
+        seconds=seconds + warmup_s,
+        as_json=True,
+        config_path=str(config),
+        dislocations_per_min=rate_per_min,
+        dislocation_bps=bps,
+        dislocation_ms=duration_ms,
+        truth_path=str(truth_path),
+        keep_events=True,
+        book_update_hz=1.0,
+    )
+    started = time.time_ns()
+    demo = await run_stack(settings, console or Console(stderr=True), opts)
+    (work / "events.jsonl").write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in demo.events))
+    scored_from = started + int(max(warmup_s, (demo.report.warmup_s or 0.0) + 2.0) * 1e9)
+    scored_to = started + int((seconds + warmup_s - 1.0) * 1e9)
+    truth = read_truth_file(truth_path)
+    costs = CostModel(settings, GridLayout.from_settings(settings))
+    report = score(truth, demo.events, costs, limits_from(settings), window=(scored_from, scored_to))
+    return TruthRun(report=report, demo=demo.report, injected=len(truth), work_dir=str(work))
 
 
 async def _run_stack(
