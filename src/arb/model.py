@@ -344,6 +344,29 @@ class VenueHealth(FeedCounters, kw_only=True):
     """exchange -> receive latencies (so exchange -> grid can be split into the network/venue and our part)."""
 
 
+class WalletRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One currency's wallet on one venue, as ccxt reported it (`fetch_currencies` / `fetch_deposit_withdraw_fees`).
+
+    None means the venue did not say, which is not the same as False: a spread on a wallet known to be closed is
+    flagged, one on an unknown wallet is not. `withdraw_fee` is in units of the currency, on `network` (the venue's
+    default network when it names one). `ts_ns`: when it was read (UTC ns); old records age out in the scanner.
+    """
+
+    deposit: bool | None = None
+    withdraw: bool | None = None
+    withdraw_fee: float | None = None
+    network: str | None = None
+    ts_ns: int = 0
+
+
+class VenueWallets(msgspec.Struct, frozen=True, kw_only=True):
+    """Every polled currency's wallet on one venue (grid key `{prefix}:wallets`, one hash field per venue)."""
+
+    venue: str
+    published_ns: int
+    currencies: dict[str, WalletRecord] = msgspec.field(default_factory=dict)
+
+
 def latency_percentile_ms(hist: list[int], q: float) -> float:
     """The `q` quantile (0..1) of a `LATENCY_EDGES_MS` histogram, as its bucket's upper edge (0.0 if empty)."""
     total = sum(hist)

@@ -184,6 +184,51 @@ def _cross_check(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
                 bad(path, f"duplicate instrument: {vid} symbol {symbol!r} is already mapped by {previous!r}")
             for msg in _symbol_problems(settings, inst.quote, vid, symbol):
                 bad(path, msg)
+    return problems + _type_problems(settings, origin)
+
+
+def _type_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
+    """Spot vs perp: symbols of the right kind, and each perp's underlying."""
+    found: list[tuple[Path_, str]] = []
+    for iid, inst in settings.instruments.items():
+        for vid, symbol in inst.venues.items():
+            problem = _symbol_kind_problem(settings, inst.type, vid, symbol)
+            if problem:
+                found.append((("instruments", iid, "venues", vid), problem))
+        if inst.type == "perp":
+            found += [(("instruments", iid, "underlying"), msg) for msg in _underlying_problems(settings, iid)]
+    return [f"{_origin_of(path, origin)}: {_dotted(path)}: {msg}" for path, msg in found]
+
+
+def _symbol_kind_problem(settings: Settings, inst_type: str, vid: str, symbol: str) -> str | None:
+    """A perp is a ccxt linear swap (`BTC/USDT:USDT`, settled in its quote) on a CEX; a spot symbol is no swap."""
+    venue = settings.venues.get(vid)
+    if venue is None:
+        return None  # reported by _symbol_problems
+    settle = symbol.split(":", 1)[1] if ":" in symbol else None
+    if inst_type == "spot":
+        return f"{symbol!r} is a derivative symbol: declare the instrument `type: perp`" if settle else None
+    if venue.kind != "cex":
+        return f"perps are traded on CEX venues only; {vid} is a {venue.kind} venue"
+    if settle is None or settle != _symbol_quote(symbol):
+        return f"{symbol!r} is not a linear perpetual symbol (BASE/QUOTE:QUOTE, settled in its quote currency)"
+    return None
+
+
+def _underlying_problems(settings: Settings, iid: str) -> list[str]:
+    """A perp's underlying exists, is spot, and is the same economic pair (else its basis means nothing)."""
+    perp = settings.instruments[iid]
+    spot = settings.instruments.get(perp.underlying or "")
+    if spot is None:
+        return [f"underlying {perp.underlying!r} is not a configured instrument"]
+    problems = []
+    if spot.type != "spot":
+        problems.append(f"underlying {perp.underlying!r} must be a spot instrument, not a {spot.type}")
+    if (spot.base, spot.quote) != (perp.base, perp.quote):
+        problems.append(
+            f"underlying {perp.underlying!r} is {spot.base}/{spot.quote}, the perp is {perp.base}/{perp.quote}: "
+            "they must have the same base and quote"
+        )
     return problems
 
 

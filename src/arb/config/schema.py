@@ -102,6 +102,20 @@ class InstrumentConfig(Strict):
     base: Annotated[str, Field(min_length=1)]
     quote: Currency
     venues: Annotated[dict[str, Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    type: Literal["spot", "perp"] = "spot"
+    """`perp`: a linear perpetual (venue symbols `BTC/USDT:USDT`), id by convention `BTC/USDT-PERP`; the scanner's
+    basis kind compares it with its `underlying` spot instrument. Cross pairs (`ETH/BTC`) are ordinary spot
+    instruments quoted in a crypto currency."""
+    underlying: str | None = None
+    """The spot instrument a perp tracks (same base and quote; the loader checks it exists and is spot)."""
+
+    @model_validator(mode="after")
+    def _underlying_for_perps(self) -> InstrumentConfig:
+        if self.type == "perp" and not self.underlying:
+            raise ValueError("a perp instrument needs `underlying`: the spot instrument it tracks")
+        if self.type == "spot" and self.underlying is not None:
+            raise ValueError("`underlying` applies only to type: perp")
+        return self
 
 
 class Thresholds(Strict):
@@ -150,6 +164,14 @@ class ScannerSettings(Strict):
     stream_maxlen: Annotated[int, Field(gt=0)] = 100_000
     basis_holding_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 8.0
     """Expected holding time of a basis trade: funding over it is charged (or credited) to its edge."""
+    wallet_refresh_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    """How often a connector worker re-reads deposit/withdraw status and fees of a venue it has API keys for
+    (`ARB_<VENUE>_API_KEY` / `ARB_<VENUE>_SECRET`, see `arb.connectors.wallets`)."""
+    wallet_max_age_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 900.0
+    """A wallet record older than this is unknown (its poller has been failing): never trusted as open or closed."""
+    wallet_suspended_priority_factor: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    """Priority multiplier of an opportunity whose base asset cannot be withdrawn on the buy venue or deposited on the
+    sell venue. 0 (default): it stays visible, flagged `wallet="suspended"`, and ranks after every other one."""
 
 
 class Coverage(Strict):

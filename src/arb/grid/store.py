@@ -9,7 +9,9 @@ write script and MULTI need):
     {arb}:feed          stream one entry per written chunk: c = batch counter, q = msgpack list of its quotes
     {arb}:feed:pos      hash   c = last counter, id = stream id of that entry
     {arb}:venues        hash   venue id -> msgpack VenueHealth (connector workers publish it every ~0.5 s)
+    {arb}:wallets       hash   venue id -> msgpack VenueWallets: deposit/withdraw status and fees (connectors.wallets)
     {arb}:risk:paused   set    instruments the risk engine paused (the scanner skips them)
+    {arb}:funding       hash   "{instrument}|{venue}" -> msgpack FundingRate of a perp (see `arb.grid.funding`)
     {arb}:opportunities stream opportunity lifecycle events (msgpack OpportunityEvent in field e), by the scanner
 
 Write path: one Lua script (EVALSHA; reloaded on NOSCRIPT, e.g. after a Redis restart) updates hash, blob, counter
@@ -56,10 +58,12 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from arb import tasks
 from arb.grid import codec
+from arb.grid import funding as funding_codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable, InvalidQuote
+from arb.grid.funding import FundingRate
 from arb.grid.layout import GridLayout
 from arb.metrics import GRID_QUOTES_WRITTEN, GRID_READ_SECONDS, GRID_UNAVAILABLE, GRID_WRITE_SECONDS
-from arb.model import Quote, VenueHealth, encode_quote
+from arb.model import Quote, VenueHealth, VenueWallets, encode_quote
 
 if TYPE_CHECKING:
     from arb.config.schema import GridSettings
@@ -70,6 +74,7 @@ log = logging.getLogger(__name__)
 
 _HEALTH_ENCODER: Final = msgspec.msgpack.Encoder()
 _HEALTH_DECODER: Final = msgspec.msgpack.Decoder(VenueHealth)
+_WALLETS_DECODER: Final = msgspec.msgpack.Decoder(VenueWallets)
 
 NowNs = Callable[[], int]
 FloatArray = npt.NDArray[np.float64]
@@ -272,18 +277,21 @@ class GridKeys(msgspec.Struct, frozen=True):
     venues: str
     paused: str
     opportunities: str
+    funding: str
+    wallets: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
         tag = "{" + prefix + "}"
         return cls(
             f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
-            f"{tag}:risk:paused", f"{tag}:opportunities",
+            f"{tag}:risk:paused", f"{tag}:opportunities", f"{tag}:funding",
+            f"{tag}:wallets",
         )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:
         """The market-data keys `reset` deletes (risk pauses and the opportunity record are not market data)."""
-        return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues)
+        return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues, self.funding)
 
 
 @contextmanager
@@ -648,6 +656,29 @@ class PriceGrid:
             out[health.venue] = health
         return out
 
+    async def write_wallets(self, wallets: Sequence[VenueWallets]) -> None:
+        """Store each venue's wallet table under `{prefix}:wallets` (one HSET; a venue's table replaces its last)."""
+        if not wallets:
+            return
+        mapping: dict[str | bytes, bytes] = {w.venue: _HEALTH_ENCODER.encode(w) for w in wallets}
+        with redis_errors("write_wallets"):
+            await self.client.hset(self.keys.wallets, mapping=cast(Any, mapping))
+
+    async def read_wallets(self) -> dict[str, VenueWallets]:
+        """Every venue's last published wallet table; an unreadable entry is logged and left out (that venue's wallets
+        are then unknown, never guessed open)."""
+        with redis_errors("read_wallets"):
+            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.wallets))
+        out: dict[str, VenueWallets] = {}
+        for key, value in raw.items():
+            try:
+                wallets = _WALLETS_DECODER.decode(value)
+            except msgspec.MsgspecError as exc:
+                log.error("grid.wallets_unreadable venue=%r error=%r", key, str(exc))
+                continue
+            out[wallets.venue] = wallets
+        return out
+
     async def read_paused(self) -> set[str]:
         """Instruments the risk engine paused (a Redis set, so every scanner process sees the same pauses)."""
         with redis_errors("read_paused"):
@@ -660,6 +691,37 @@ class PriceGrid:
                 await self.client.sadd(self.keys.paused, instrument)
             else:
                 await self.client.srem(self.keys.paused, instrument)
+
+    async def write_funding(self, rates: Sequence[FundingRate]) -> None:
+        """Store perps' funding rates under `{prefix}:funding` (one HSET); a malformed rate refuses the whole batch."""
+        mapping: dict[str | bytes, bytes] = {}
+        for r in rates:
+            problems = r.problems()
+            if problems:
+                raise InvalidQuote(f"funding of {r.instrument} on {r.venue}: {'; '.join(problems)}")
+            mapping[f"{r.instrument}|{r.venue}"] = funding_codec.ENCODER.encode(r)
+        if not mapping:
+            return
+        with redis_errors("write_funding"):
+            await self.client.hset(self.keys.funding, mapping=cast(Any, mapping))
+
+    async def read_funding(self) -> dict[tuple[str, str], FundingRate]:
+        """Every stored funding rate by (instrument, venue); an unreadable entry is logged and left out (its perp then
+        has no rate, which the scanner treats as unknown, never as zero)."""
+        with redis_errors("read_funding"):
+            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.funding))
+        out: dict[tuple[str, str], FundingRate] = {}
+        for key, value in raw.items():
+            try:
+                r = funding_codec.DECODER.decode(value)
+            except msgspec.MsgspecError as exc:
+                log.error("grid.funding_unreadable field=%r error=%r", key, str(exc))
+                continue
+            if r.problems():
+                log.error("grid.funding_unreadable field=%r error=%r", key, "; ".join(r.problems()))
+                continue
+            out[(r.instrument, r.venue)] = r
+        return out
 
     async def reset(self) -> None:
         """Delete the whole grid (hash, blob, layout id, feed, position), e.g. after a layout change."""

@@ -14,6 +14,11 @@ receive time of its two quotes at opening), so replaying the same recording yiel
 What is usable (filters, DESIGN): a cell is used only if its venue lists the instrument, its quote is within the
 venue's max age (and the mirror is in step with Redis), its venue's connector reports `connected` recently enough
 (health older than the venue's quote-age limit counts as down), and the instrument is not paused by risk.
+
+Kinds (`scanner.kinds`): cross-venue spot is the compiled kernel over every spot row (perp rows are left out: a
+perp-vs-perp spread is none of the kinds); `basis` (`arb.scanner.basis`) and `triangular` (`arb.scanner.triangular`)
+are evaluated after it over the same usable mask, for the items touching the rows being scanned. An opportunity of
+any kind stands on grid cells (two legs, or three), which its freshness, pause, venue and close checks use.
 """
 
 from __future__ import annotations
@@ -30,12 +35,18 @@ import numpy.typing as npt
 from arb import tasks
 from arb.grid.errors import GridError
 from arb.model import Opportunity, OpportunityEvent, VenueHealth
+from arb.scanner.basis import BasisScanner
 from arb.scanner.costs import CostModel
 from arb.scanner.kernel import Books, Candidate, Limits, scan
 from arb.scanner.score import Scoring
+from arb.scanner.transfer import TransferBook
+from arb.scanner.triangular import TriangularScanner
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from arb.config.schema import Settings
+    from arb.grid.funding import FundingRate
     from arb.grid.mirror import GridMirror
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 Sink = Callable[[OpportunityEvent], None]
 Key = tuple[str, str, str, str]
+Cells = tuple[tuple[int, int], ...]
 
 HEALTHY_STATE: Final = "connected"
 
@@ -106,6 +118,7 @@ class Scanner:
         self.venue_up: BoolArray = np.ones(n_v, np.bool_) if not require_health else np.zeros(n_v, np.bool_)
         self.venue_state: dict[str, str] = dict.fromkeys(layout.venues, "unknown")
         self.paused: BoolArray = np.zeros(n_i, np.bool_)
+        self.transfers = TransferBook(settings, layout)  # wallet status + transfer cost of spot pairs
         self.open: dict[Key, _Open] = {}
         self.books = Books(
             mirror.bid,
@@ -117,6 +130,15 @@ class Scanner:
             mirror.ask_px,
             mirror.ask_qty,
         )  # views: they follow the mirror's in-place updates
+        kinds = set(settings.scanner.kinds)
+        self.spot = "spot" in kinds
+        perp = np.array([settings.instruments[x].type == "perp" for x in layout.instruments], np.bool_)
+        self._spot_rows: BoolArray | None = ~perp[:, None] if perp.any() else None
+        self.extras: dict[str, BasisScanner | TriangularScanner] = {}
+        """The other kinds in `scanner.kinds`, by kind."""
+        for kind, cls in (("basis", BasisScanner), ("triangular", TriangularScanner)):
+            if kind in kinds:
+                self.extras[kind] = cls(settings, layout, self.costs, self.limits, self.scoring)
         self.passes = 0
         self.full_passes = 0
         self.opened_total = 0
@@ -163,6 +185,12 @@ class Scanner:
                 prices[native] = float(np.median(mids))
         self.costs.price_gas(prices)
 
+    def set_funding(self, rates: Mapping[tuple[str, str], FundingRate]) -> None:
+        """Perps' funding rates by (instrument, venue): a perp cell without a fresh one yields no basis opportunity."""
+        basis = self.extras.get("basis")
+        if isinstance(basis, BasisScanner):
+            basis.set_funding(rates)
+
     # --- scanning ----------------------------------------------------------------------------------------------
 
     def usable(self, now_ns: int) -> BoolArray:
@@ -179,7 +207,7 @@ class Scanner:
             i, a, b, c.net, c.notional, c.size, c.best_ask, float(self.costs.usd_per_quote[i]), max(age_buy, age_sell)
         )
         instrument, buy_venue, sell_venue = layout.instruments[i], layout.venues[a], layout.venues[b]
-        return Opportunity(
+        opp = Opportunity(
             id="",
             instrument=instrument,
             buy_venue=buy_venue,
@@ -210,12 +238,26 @@ class Scanner:
             depth_estimated=c.depth_estimated,
             ts=now_ns,
         )
+        return self.transfers.apply(opp, i, a, b, now_ns)
 
     def _evaluate(self, rows: IntArray | None, now_ns: int) -> tuple[list[Opportunity], BoolArray]:
         usable = self.usable(now_ns)
         self._observe_volatility(rows, usable, now_ns)
-        found = scan(self.books, self.costs, usable, self.limits, rows)
-        return [self._opportunity(c, now_ns) for c in found], usable
+        found: list[Opportunity] = []
+        if self.spot:
+            spot_usable = usable if self._spot_rows is None else usable & self._spot_rows
+            found = [self._opportunity(c, now_ns) for c in scan(self.books, self.costs, spot_usable, self.limits, rows)]
+        for extra in self.extras.values():
+            found += extra.evaluate(self.books, self.mirror.ts_recv, usable, rows, now_ns)
+        return found, usable
+
+    def _cells(self, opp: Opportunity) -> Cells:
+        """The (instrument row, venue column) cells an opportunity's legs stand on."""
+        extra = self.extras.get(opp.kind)
+        if extra is not None:
+            return extra.cells(opp)
+        i = self.layout.instrument_index(opp.instrument)
+        return (i, self.layout.venue_index(opp.buy_venue)), (i, self.layout.venue_index(opp.sell_venue))
 
     def _observe_volatility(self, rows: IntArray | None, usable: BoolArray, now_ns: int) -> None:
         idx = np.arange(self.layout.shape[0]) if rows is None else rows
@@ -251,9 +293,7 @@ class Scanner:
             seen.add(key)
             state = self.open.get(key)
             if state is None:
-                i = self.layout.instrument_index(opp.instrument)
-                a, b = self.layout.venue_index(opp.buy_venue), self.layout.venue_index(opp.sell_venue)
-                data_ns = max(int(self.mirror.ts_recv[i, a]), int(self.mirror.ts_recv[i, b]))
+                data_ns = max(int(self.mirror.ts_recv[i, j]) for i, j in self._cells(opp))
                 oid = f"{opp.kind}:{opp.instrument}:{opp.buy_venue}>{opp.sell_venue}:{data_ns}"
                 opp = _with_id(opp, oid)
                 self.open[key] = _Open(oid, now, opp.net_edge, opp.net_edge, 0, opp)
@@ -280,8 +320,7 @@ class Scanner:
                 )
         for key in [k for k in self.open if k not in seen]:
             state = self.open[key]
-            i = self.layout.instrument_index(state.last.instrument)
-            if scanned is not None and i not in scanned:
+            if scanned is not None and scanned.isdisjoint(i for i, _ in self._cells(state.last)):
                 continue
             del self.open[key]
             self.closed_total += 1
@@ -305,16 +344,16 @@ class Scanner:
     def _close_reason(self, opp: Opportunity, usable: BoolArray) -> str:
         if not self.mirror.valid:
             return "grid"
-        i = self.layout.instrument_index(opp.instrument)
-        if self.paused[i]:
+        cells = self._cells(opp)
+        if any(self.paused[i] for i, _ in cells):
             return "paused"
-        for vid in (opp.buy_venue, opp.sell_venue):
-            j = self.layout.venue_index(vid)
+        for i, j in cells:
             if not self.venue_up[j]:
                 return "venue"
             if not usable[i, j]:
                 return "stale"
-        return "edge"
+        extra = self.extras.get(opp.kind)
+        return (extra.close_reason(opp) if extra is not None else None) or "edge"
 
     def ranked(self) -> list[Opportunity]:
         """The open opportunities, best priority first."""
@@ -323,11 +362,14 @@ class Scanner:
     # --- following the grid ------------------------------------------------------------------------------------
 
     async def refresh_inputs(self) -> None:
-        """Venue health and paused instruments from Redis, gas prices from the mirror."""
+        """Venue health, paused instruments and (basis kind) funding rates from Redis, gas prices from the mirror."""
         grid = self.mirror.grid
         if self.require_health:
             self.set_venue_health(await grid.read_health())
         self.set_paused(await grid.read_paused())
+        await self.transfers.refresh(grid)
+        if "basis" in self.extras:
+            self.set_funding(await grid.read_funding())
         self.price_gas()
 
     async def run(self) -> None:

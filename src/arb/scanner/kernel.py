@@ -303,3 +303,36 @@ def scan(
 def scan_row(books: Books, costs: CostModel, usable: BoolArray, i: int, limits: Limits) -> list[Candidate]:
     """Every ordered pair of row `i` that clears the limits, best net edge first."""
     return scan(books, costs, usable, limits, np.array([i], dtype=np.int64))
+
+
+class Side(NamedTuple):
+    """One side of one cell, as a leg of a multi-cell trade (basis, triangular) sees it."""
+
+    top: float
+    """Best price (ask when buying, bid when selling); NaN when the cell is empty."""
+    capacity: float
+    """Base quantity tradable within the slippage cap (the impact model's bound when `estimated`)."""
+    estimated: bool
+
+
+def side(books: Books, limits: Limits, i: int, j: int, buying: bool) -> Side:
+    """The buy (ask) or sell (bid) side of cell (i, j), with the same slippage cap `scan` applies to its legs.
+
+    Why here: basis and triangular legs must be sized and priced exactly like the spot kernel's, so they call the
+    same compiled walks instead of a second implementation."""
+    px, qty = (books.ask_px[i, j], books.ask_qty[i, j]) if buying else (books.bid_px[i, j], books.bid_qty[i, j])
+    top = float(books.ask[i, j] if buying else books.bid[i, j])
+    top_size = float(books.ask_size[i, j] if buying else books.bid_size[i, j])
+    estimated = px.shape[0] == 0 or bool(np.isnan(px[0]))
+    cap = _leg_capacity(
+        px, qty, top, top_size, estimated, buying, limits.max_slippage, limits.impact, limits.depth_multiple
+    )
+    return Side(top, float(cap), estimated)
+
+
+def side_price(books: Books, limits: Limits, i: int, j: int, buying: bool, size: float, estimated: bool) -> float:
+    """Average price of trading `size` (base, at most the side's capacity) on that side of cell (i, j)."""
+    px, qty = (books.ask_px[i, j], books.ask_qty[i, j]) if buying else (books.bid_px[i, j], books.bid_qty[i, j])
+    top = float(books.ask[i, j] if buying else books.bid[i, j])
+    top_size = float(books.ask_size[i, j] if buying else books.bid_size[i, j])
+    return float(_leg_price(px, qty, top, top_size, estimated, buying, size, limits.impact))

@@ -26,6 +26,10 @@ Deviations, on purpose: every stream updates at the market's pace (the `@1000ms`
 conflated); the book has the market's depth (20+ levels), so `limit=5000` returns what there is; request weights are
 counted in `X-MBX-USED-WEIGHT-1M` but never enforced (rate limits come from the fault switchboard).
 
+Wallet (deposit/withdraw status, networks, withdrawal fees): `GET /sapi/v1/capital/config/getall`, signed, served by
+`arb.sim.venues.binance_wallet` (https://developers.binance.com/docs/wallet/capital/all-coins-info); its switches are
+`BinanceProtocol.wallets` and `POST /_sim/wallets`.
+
 Any venue id can be served by this module with its own symbols (`SimVenue(venue_id, BinanceProtocol(), ...)`);
 market ids are base + quote asset ids, with ccxt's `commonCurrencies` for binance reversed (`YOYOW` -> `YOYO`).
 """
@@ -44,6 +48,7 @@ from aiohttp import web
 from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
+from arb.sim.venues.binance_wallet import BinanceWallets
 
 if TYPE_CHECKING:
     from arb.sim.market import Book, BookUpdate
@@ -146,6 +151,10 @@ class BinanceProtocol(Protocol):
     ws_paths: ClassVar[tuple[str, ...]] = ("/ws", "/ws/{streams:.+}", "/stream", "/stream/")
     maintenance_exempt: ClassVar[frozenset[str]] = frozenset({"/sapi/v1/system/status"})
 
+    def __init__(self) -> None:
+        self.wallets = BinanceWallets()
+        """Deposit/withdraw switches and fees per coin (filled with every listed asset when the venue starts)."""
+
     def market_id(self, symbol: str) -> str:
         base, sep, quote = symbol.partition("/")
         if not sep or not base or not quote or ":" in quote:
@@ -175,6 +184,13 @@ class BinanceProtocol(Protocol):
             ),
         }
         add_get_routes(app, routes, refused=_BadRequest, error=lambda e: _error(e.status, e.code, e.msg))
+        self.wallets.install(
+            venue,
+            app,
+            asset_id=lambda code: _ASSET_IDS.get(code, code),
+            respond=lambda payload, weight: _json(payload, weight, venue),
+            error=_error,
+        )
 
     @staticmethod
     def _empty_info() -> dict[str, Any]:
