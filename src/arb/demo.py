@@ -161,6 +161,20 @@ class DemoRun(msgspec.Struct):
     """What the live scanner had open at the end, best priority first."""
 
 
+def local_wallet_credentials(venues: dict[str, Any]) -> dict[str, str]:
+    """Placeholder API keys for the local venues that serve the wallet endpoint (Binance format), so the demo's
+    workers poll deposit/withdraw status and fees like a configured account would (`arb.connectors.wallets`). The
+    local venue accepts any key; real keys are never needed, nor read, for the demo."""
+    from arb.connectors.wallets import env_name
+
+    env: dict[str, str] = {}
+    for vid, info in venues.items():
+        if info.get("protocol") == "binance" and info.get("symbols"):
+            env[env_name(vid, "API_KEY")] = "local-sim-key"
+            env[env_name(vid, "SECRET")] = "local-sim-secret"
+    return env
+
+
 def split_venues(symbols: dict[str, int], n: int) -> list[list[str]]:
     """Venues over `n` workers, heaviest first onto the lightest worker (so both cores get similar load)."""
     shares: list[list[str]] = [[] for _ in range(n)]
@@ -350,10 +364,11 @@ async def _run_stack(
             venues: dict[str, Any] = sim.ready["venues"]
             serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
             workers = []
+            env = local_wallet_credentials(venues)
             for i, share in enumerate(split_venues(serving, WORKERS)):
                 connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
-                workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log"))
+                workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
             async with contextlib.AsyncExitStack() as stack:
                 for w in workers:
                     await stack.enter_async_context(w)

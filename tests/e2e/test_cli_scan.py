@@ -30,6 +30,12 @@ def test_scan_json_ranks_opportunities_whose_costs_add_up(tmp_path: Path) -> Non
         assert o["slippage"] <= 2 * 0.0005 + 1e-12  # each leg within the 5 bps cap
         assert o["notional"] >= 1000 * 0.9  # min notional (EUR books are converted at ~1.08)
         assert o["notional"] <= 50_000 / 1.0 * 1.01
+        # the local Binance-format venues (binance, gate) serve wallet status and fees, kraken's module does not
+        if "kraken" in (o["buy_venue"], o["sell_venue"]):
+            assert (o["wallet"], o["transfer_cost"]) == ("unknown", 0.0)
+        else:
+            assert o["wallet"] == "open"
+            assert o["transfer_cost"] > 0
 
 
 def test_scan_names_an_unknown_instrument() -> None:

@@ -52,18 +52,31 @@ def _bps(x: float) -> str:
 def opportunity_table(opps: list[Opportunity], title: str) -> Table:
     table = Table(title=title)
     cols = ("#", "instrument", "buy", "sell", "size", "notional", "gross", "fees", "haircut", "gas", "slippage",
-            "net bps", "profit", "priority", "age ms", "flags")  # fmt: skip
+            "net bps", "profit", "transfer", "priority", "age ms", "flags")  # fmt: skip
     for c in cols:
         table.add_column(c, justify="left" if c in ("instrument", "buy", "sell", "flags") else "right")
     for k, o in enumerate(opps, 1):
-        flags = ",".join(f for f, on in (("depth=estimated", o.depth_estimated),) if on)
+        flags = ",".join(
+            f
+            for f, on in (
+                (o.kind, o.kind != "spot"),
+                (f"funding={o.funding * 1e4:+.1f}bps", o.kind == "basis"),
+                ("depth=estimated", o.depth_estimated),
+                (f"wallet={o.wallet}", o.wallet in ("suspended", "unknown")),
+            )
+            if on
+        )
+        transfer = f"{o.transfer_cost:,.2f}" if o.wallet in ("open", "suspended") else "-"
         table.add_row(
             str(k), o.instrument, o.buy_venue, o.sell_venue, f"{o.size:.6g}", f"{o.notional:,.0f} {o.quote_currency}",
             _bps(o.gross_spread), _bps(o.fee_buy + o.fee_sell), _bps(o.haircut), _bps(o.gas), _bps(o.slippage),
-            f"[bold]{o.net_edge_bps:.1f}[/]", f"{o.profit:,.2f}", f"{o.priority:.4g}",
+            f"[bold]{o.net_edge_bps:.1f}[/]", f"{o.profit:,.2f}", transfer, f"{o.priority:.4g}",
             f"{max(o.buy_quote_age_ms, o.sell_quote_age_ms):.0f}", flags,
         )  # fmt: skip
-    table.caption = "edges in bps of the buy VWAP; net = gross - slippage - fees - haircut - gas"
+    table.caption = (
+        "edges in bps of the buy VWAP; net = gross - slippage - fees - haircut - gas (+ funding for basis); transfer ="
+        " cost of moving the inventory back (withdraw fees, quote currency), shown apart, not in net"
+    )
     return table
 
 
