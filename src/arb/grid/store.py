@@ -46,7 +46,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import msgspec
 import numpy as np
@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 
 _HEALTH_ENCODER: Final = msgspec.msgpack.Encoder()
 _HEALTH_DECODER: Final = msgspec.msgpack.Decoder(VenueHealth)
+_R = TypeVar("_R")
 _WALLETS_DECODER: Final = msgspec.msgpack.Decoder(VenueWallets)
 
 NowNs = Callable[[], int]
@@ -644,17 +645,7 @@ class PriceGrid:
 
     async def read_health(self) -> dict[str, VenueHealth]:
         """Every venue's last published feed health; an unreadable entry is logged and left out, never guessed."""
-        with redis_errors("read_health"):
-            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.venues))
-        out: dict[str, VenueHealth] = {}
-        for key, value in raw.items():
-            try:
-                health = _HEALTH_DECODER.decode(value)
-            except msgspec.MsgspecError as exc:
-                log.error("grid.health_unreadable venue=%r error=%r", key, str(exc))
-                continue
-            out[health.venue] = health
-        return out
+        return {h.venue: h for h in await self._read_records("health", self.keys.venues, _HEALTH_DECODER)}
 
     async def write_wallets(self, wallets: Sequence[VenueWallets]) -> None:
         """Store each venue's wallet table under `{prefix}:wallets` (one HSET; a venue's table replaces its last)."""
@@ -667,17 +658,7 @@ class PriceGrid:
     async def read_wallets(self) -> dict[str, VenueWallets]:
         """Every venue's last published wallet table; an unreadable entry is logged and left out (that venue's wallets
         are then unknown, never guessed open)."""
-        with redis_errors("read_wallets"):
-            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.wallets))
-        out: dict[str, VenueWallets] = {}
-        for key, value in raw.items():
-            try:
-                wallets = _WALLETS_DECODER.decode(value)
-            except msgspec.MsgspecError as exc:
-                log.error("grid.wallets_unreadable venue=%r error=%r", key, str(exc))
-                continue
-            out[wallets.venue] = wallets
-        return out
+        return {w.venue: w for w in await self._read_records("wallets", self.keys.wallets, _WALLETS_DECODER)}
 
     async def read_paused(self) -> set[str]:
         """Instruments the risk engine paused (a Redis set, so every scanner process sees the same pauses)."""
@@ -708,19 +689,27 @@ class PriceGrid:
     async def read_funding(self) -> dict[tuple[str, str], FundingRate]:
         """Every stored funding rate by (instrument, venue); an unreadable entry is logged and left out (its perp then
         has no rate, which the scanner treats as unknown, never as zero)."""
-        with redis_errors("read_funding"):
-            raw = cast(dict[bytes, bytes], await self.client.hgetall(self.keys.funding))
+        rates = await self._read_records("funding", self.keys.funding, funding_codec.DECODER)
         out: dict[tuple[str, str], FundingRate] = {}
-        for key, value in raw.items():
-            try:
-                r = funding_codec.DECODER.decode(value)
-            except msgspec.MsgspecError as exc:
-                log.error("grid.funding_unreadable field=%r error=%r", key, str(exc))
-                continue
+        for r in rates:
             if r.problems():
-                log.error("grid.funding_unreadable field=%r error=%r", key, "; ".join(r.problems()))
+                log.error("grid.funding_unreadable venue=%s instrument=%s error=%r", r.venue, r.instrument,
+                          "; ".join(r.problems()))  # fmt: skip
                 continue
             out[(r.instrument, r.venue)] = r
+        return out
+
+    async def _read_records(self, what: str, key: str, decoder: msgspec.msgpack.Decoder[_R]) -> list[_R]:
+        """Every field of the hash `key` decoded; an unreadable one is logged (`grid.<what>_unreadable`) and left out,
+        so what it described reads as unknown, never guessed."""
+        with redis_errors(f"read_{what}"):
+            raw = cast(dict[bytes, bytes], await self.client.hgetall(key))
+        out: list[_R] = []
+        for field, value in raw.items():
+            try:
+                out.append(decoder.decode(value))
+            except msgspec.MsgspecError as exc:
+                log.error("grid.%s_unreadable field=%r error=%r", what, field, str(exc))
         return out
 
     async def reset(self) -> None:

@@ -50,4 +50,4 @@ async def test_an_unreadable_entry_is_left_out_and_logged_never_guessed(
         read = await grid.read_health()
 
     assert set(read) == {"binance"}
-    assert "grid.health_unreadable venue=b'gate'" in caplog.text
+    assert "grid.health_unreadable field=b'gate'" in caplog.text
