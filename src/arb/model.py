@@ -182,7 +182,7 @@ class Opportunity(msgspec.Struct, frozen=True, kw_only=True):
         profit       = net_edge * notional                                  (quote currency, notional = size*vwap_buy)
         expected_profit = profit * decay     (decay: quote age and both venues' order latency, see arb.scanner)
         priority     = expected_profit * liquidity_score / (execution_time_s * risk_factor)
-    `kind="basis"`: buy spot, sell the linear perpetual (or the reverse); `funding` is the expected funding over the
+    `kind="basis"`: buy spot, sell the linear perpetual (cash and carry); `funding` is the expected funding over the
     holding time (a cost when negative), included in net_edge. `kind="triangular"`: `legs` names the three symbols
     traded on `buy_venue` (== `sell_venue`), `fee_buy` is the sum of the three legs' fees.
     """

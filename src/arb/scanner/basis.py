@@ -222,6 +222,7 @@ class BasisScanner:
             sell_quote_age_ms=age_sell,
             depth_estimated=buy.estimated or sell.estimated,
             legs=(self._symbol(inst_spot, a), self._symbol(inst_perp, b)),
+            wallet="not_needed",  # spot held long, perp short, until they converge: nothing moves between venues
             ts=now_ns,
         )
 

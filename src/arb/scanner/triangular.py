@@ -231,6 +231,7 @@ class TriangularScanner:
             sell_quote_age_ms=age,
             depth_estimated=any(s.estimated for s in legs),
             legs=cycle.legs,
+            wallet="not_needed",  # three legs on one venue
             ts=now_ns,
         )
 
