@@ -342,6 +342,9 @@ class VenueHealth(FeedCounters, kw_only=True):
     latency_hist: list[int] = msgspec.field(default_factory=list)
     recv_hist: list[int] = msgspec.field(default_factory=list)
     """exchange -> receive latencies (so exchange -> grid can be split into the network/venue and our part)."""
+    taker_fees: dict[str, float] = msgspec.field(default_factory=dict)
+    """Instrument -> taker fee from the venue's ccxt market data (`markets[symbol]['taker']`) at its last market
+    load; the scanner uses them instead of the configured fee when `scanner.fees_from_markets` is on."""
 
 
 class WalletRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -131,6 +131,10 @@ class ScannerSettings(Strict):
 
     kinds: Annotated[list[Literal["spot", "basis", "triangular"]], Field(min_length=1)] = ["spot"]
     """Opportunity types to look for: cross-venue spot (default), spot vs linear perpetual, triangular cycles."""
+    fees_from_markets: bool = False
+    """Use each venue's taker fee from its ccxt market data (published by the connectors with the venue's health)
+    instead of `venues.*.fees.taker`. Off by default: public market data states the venue's base tier, while the
+    configured fee is the account's own."""
     max_trade_notional_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 50_000.0
     """Per-trade notional limit: the size of an opportunity never exceeds it (also its liquidity target)."""
     usd_per_quote: dict[Currency, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import statistics
 import time
@@ -217,6 +218,8 @@ class CcxtConnector:
         self._ts_advanced_ns = 0
         self._exchange: Any = None
         self._market_ids: dict[str, str] = {}
+        self.taker_fees: dict[str, float] = {}
+        """Instrument -> the taker fee the venue's ccxt markets state (published with the venue's health)."""
         self._behind: Callable[[str, Any], str | None] | None = None
         self._seen: dict[str, Any] = {}
         """symbol -> (nonce, timestamp) (or top of book) last published, so a sweep publishes only what changed."""
@@ -382,6 +385,7 @@ class CcxtConnector:
         self.status.dropped_symbols = dropped
         self.status.symbols = len(listed)
         self._market_ids = {s: str(exchange.markets[s]["id"]) for s in listed}
+        self.taker_fees = market_taker_fees(exchange.markets, {s: self.symbols[s] for s in listed})
         if not listed:
             raise _Reconnect("error", "the venue lists none of the configured symbols", self.backoff_max_s)
         return listed
@@ -659,3 +663,14 @@ def catching_frame_errors(connectors: Iterable[CcxtConnector]) -> Iterator[None]
         yield
     finally:
         loop.set_exception_handler(previous)
+
+
+def market_taker_fees(markets: Mapping[str, Any], instruments: Mapping[str, str]) -> dict[str, float]:
+    """Instrument -> ccxt's `taker` fee of its market, for `instruments` (symbol -> instrument). A market without a
+    usable fee (missing, not a number, negative, >= 100 %) is left out: the configured fee then stands."""
+    out: dict[str, float] = {}
+    for symbol, instrument in instruments.items():
+        fee = (markets.get(symbol) or {}).get("taker")
+        if isinstance(fee, int | float) and not isinstance(fee, bool) and math.isfinite(fee) and 0.0 <= fee < 1.0:
+            out[instrument] = float(fee)
+    return out

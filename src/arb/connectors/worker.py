@@ -111,6 +111,7 @@ def health_of(supervisor: ConnectorSupervisor, latency: LatencyBook, *, closing:
                 published_ns=now,
                 latency_hist=list(latency.hists.get(vid, [])),
                 recv_hist=list(connector.recv_hist),
+                taker_fees=dict(connector.taker_fees),
             )
         )
     return out

@@ -94,11 +94,12 @@ class CostModel:
 
     def override_fees(self, taker: Mapping[tuple[str, str], float]) -> int:
         """Per-cell taker fees from the venues' market data, keyed (instrument, venue); returns how many applied.
-        A negative or non-finite fee is refused (config refuses rebates too: never count on one)."""
-        applied = 0
+        A negative or non-finite fee is refused (config refuses rebates too: never count on one): then none applies."""
         for (iid, vid), fee in taker.items():
             if not (np.isfinite(fee) and 0.0 <= fee < 1.0):
                 raise ScannerConfigError(f"taker fee of {iid} on {vid} must be in [0, 1), got {fee!r}")
+        applied = 0
+        for (iid, vid), fee in taker.items():
             if not (self.layout.has_instrument(iid) and self.layout.has_venue(vid)):
                 continue
             i, j = self.layout.instrument_index(iid), self.layout.venue_index(vid)

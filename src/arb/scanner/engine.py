@@ -36,7 +36,7 @@ from arb import tasks
 from arb.grid.errors import GridError
 from arb.model import Opportunity, OpportunityEvent, VenueHealth
 from arb.scanner.basis import BasisScanner
-from arb.scanner.costs import CostModel
+from arb.scanner.costs import CostModel, ScannerConfigError
 from arb.scanner.kernel import Books, Candidate, Limits, scan
 from arb.scanner.score import Scoring
 from arb.scanner.transfer import TransferBook
@@ -118,6 +118,7 @@ class Scanner:
         self.venue_up: BoolArray = np.ones(n_v, np.bool_) if not require_health else np.zeros(n_v, np.bool_)
         self.venue_state: dict[str, str] = dict.fromkeys(layout.venues, "unknown")
         self.paused: BoolArray = np.zeros(n_i, np.bool_)
+        self._market_fees: dict[tuple[str, str], float] = {}
         self.transfers = TransferBook(settings, layout)  # wallet status + transfer cost of spot pairs
         self.open: dict[Key, _Open] = {}
         self.books = Books(
@@ -160,6 +161,20 @@ class Scanner:
             self.venue_state[vid] = state
             self.venue_up[j] = state == HEALTHY_STATE
         self.scoring.observe_health(health, now)
+        if self.settings.scanner.fees_from_markets:
+            self._fees_from_markets(health)
+
+    def _fees_from_markets(self, health: dict[str, VenueHealth]) -> None:
+        taker = {(iid, vid): fee for vid, h in health.items() for iid, fee in h.taker_fees.items()}
+        if taker == self._market_fees:
+            return
+        try:
+            applied = self.costs.override_fees(taker)
+        except ScannerConfigError as exc:  # a bad value from Redis: keep the fees in use, say so
+            log.error("scanner.market_fees_refused error=%r", str(exc))
+            return
+        self._market_fees = taker
+        log.info("scanner.market_fees venues=%d cells=%d", len({v for _, v in taker}), applied)
 
     def set_paused(self, instruments: Iterable[str]) -> None:
         """Instruments the risk engine paused: they produce no opportunity until unpaused."""

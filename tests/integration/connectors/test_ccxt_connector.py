@@ -249,3 +249,10 @@ async def test_a_venue_whose_clock_stops_is_marked_stale_by_the_lag_watchdog(red
         assert "timestamps stopped advancing" in connector.status.last_error
         venue.faults.clear()  # the clock runs again: the feed comes back on a new session
         await eventually(lambda: connector.status.state == "connected", 15)
+
+
+async def test_the_connector_keeps_each_instruments_taker_fee_from_the_venues_markets(redis_url: str) -> None:
+    async with binance_venue() as venue, streaming(venue, redis_url) as (connector, _):
+        await eventually(lambda: connector.status.quotes >= 1, 10)
+        # ccxt's binance markets state the base-tier spot taker fee, 0.1 % (binance.com/en/fee/schedule)
+        assert connector.taker_fees == dict.fromkeys(SYMBOLS, 0.001)

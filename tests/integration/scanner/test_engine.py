@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from arb.config.schema import GridSettings
@@ -166,3 +167,44 @@ async def test_lifecycle_events_reach_the_redis_stream_in_order(grid: PriceGrid)
     assert [e.type for e in events] == ["opened", "opened", "closed", "closed"]
     assert {e.close_reason for e in events[2:]} == {"shutdown"}
     assert events[0].opportunity.id == events[2].opportunity.id or events[0].opportunity.id == events[3].opportunity.id
+
+
+async def test_with_fees_from_markets_the_venues_published_taker_fees_replace_the_configured_ones(
+    grid: PriceGrid, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = settings({"a": 0.001, "b": 0.001, "c": 0.001}, scanner={"fees_from_markets": True})
+    clock = Clock()
+    mirror = grid.mirror(depth=20, now_ns=clock)
+    scanner = Scanner(s, mirror, now_ns=clock)
+    health = healthy(clock.now, "a", "b", "c")
+    health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": 0.0004})
+    await grid.publish_health(list(health.values()))
+    async with mirror.following():
+        await grid.write([book("a", 65_000.0), book("b", 65_000.0), book("c", 65_300.0, size=10.0)])
+        await caught_up(mirror, grid)
+
+        await scanner.refresh_inputs()
+        [best, _] = scanner.scan_once(clock.now)
+
+        assert (best.sell_venue, best.fee_sell, best.fee_buy) == ("c", 0.0004, 0.001)  # c's market fee, a's config
+        assert best.net_edge == pytest.approx((best.vwap_sell - best.vwap_buy) / best.vwap_buy - 0.0014 - 0.001)
+
+        health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": -0.0002})  # a rebate: refused
+        await grid.publish_health(list(health.values()))
+        await scanner.refresh_inputs()
+        assert scanner.scan_once(clock.now)[0].fee_sell == 0.0004  # the fees in use stay, and it says why
+        assert "scanner.market_fees_refused" in caplog.text
+
+
+async def test_without_fees_from_markets_the_configured_fees_stand(grid: PriceGrid) -> None:
+    clock = Clock()
+    mirror = grid.mirror(depth=20, now_ns=clock)
+    scanner = Scanner(SETTINGS, mirror, now_ns=clock)
+    health = healthy(clock.now, "a", "b", "c")
+    health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": 0.0004})
+    await grid.publish_health(list(health.values()))
+    async with mirror.following():
+        await grid.write([book("a", 65_000.0), book("b", 65_000.0), book("c", 65_300.0, size=10.0)])
+        await caught_up(mirror, grid)
+        await scanner.refresh_inputs()
+        assert {o.fee_sell for o in scanner.scan_once(clock.now)} == {0.001}
