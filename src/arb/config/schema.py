@@ -168,6 +168,9 @@ class ScannerSettings(Strict):
     stream_maxlen: Annotated[int, Field(gt=0)] = 100_000
     basis_holding_hours: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 8.0
     """Expected holding time of a basis trade: funding over it is charged (or credited) to its edge."""
+    funding_refresh_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 60.0
+    """How often a connector worker re-reads the funding rates of the perps it streams (`arb.connectors.funding`);
+    public data, no keys needed. A rate older than two funding intervals is unusable to the basis kind."""
     wallet_refresh_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     """How often a connector worker re-reads deposit/withdraw status and fees of a venue it has API keys for
     (`ARB_<VENUE>_API_KEY` / `ARB_<VENUE>_SECRET`, see `arb.connectors.wallets`)."""

@@ -218,6 +218,7 @@ class CcxtConnector:
         self._ts_advanced_ns = 0
         self._exchange: Any = None
         self._market_ids: dict[str, str] = {}
+        self._guard_keys: dict[str, str] = {}
         self.taker_fees: dict[str, float] = {}
         """Instrument -> the taker fee the venue's ccxt markets state (published with the venue's health)."""
         self._behind: Callable[[str, Any], str | None] | None = None
@@ -286,7 +287,7 @@ class CcxtConnector:
             return
         if book:
             behind = self._behind
-            problem = behind(self._market_ids.get(symbol, symbol), data.get("nonce")) if behind else None
+            problem = behind(self._guard_keys.get(symbol, symbol), data.get("nonce")) if behind else None
             if problem is not None:
                 self.reject("stale_snapshot")
                 self.trip("stale_snapshot", problem)
@@ -385,6 +386,11 @@ class CcxtConnector:
         self.status.dropped_symbols = dropped
         self.status.symbols = len(listed)
         self._market_ids = {s: str(exchange.markets[s]["id"]) for s in listed}
+        # The guard's key per book: a market id, typed for contracts (Binance's spot and perp share BTCUSDT).
+        self._guard_keys = {
+            s: m if exchange.markets[s].get("spot", True) else f"{m}:{exchange.markets[s].get('type')}"
+            for s, m in self._market_ids.items()
+        }
         self.taker_fees = market_taker_fees(exchange.markets, {s: self.symbols[s] for s in listed})
         if not listed:
             raise _Reconnect("error", "the venue lists none of the configured symbols", self.backoff_max_s)
@@ -499,16 +505,19 @@ class CcxtConnector:
     def _stream_tasks(self, exchange: Any, symbols: list[str]) -> list[asyncio.Task[None]]:
         has = exchange.has
         name = f"connector-{self.venue_id}"
+        limit = self.venue.symbols_per_subscribe
+        # One multi-symbol watch takes one market type only (ccxt: spot and linear perps stream on different sockets).
+        chunks = [c[i : i + limit] for c in _by_market_type(exchange, symbols) for i in range(0, len(c), limit)]
         if self.fast_binance_depth:
             from arb.connectors.binance_fast import FastDepthStream
 
-            limit = self.venue.symbols_per_subscribe
-            chunks = [symbols[i : i + limit] for i in range(0, len(symbols), limit)]
-            streams = [FastDepthStream(self, exchange, chunk, self._market_ids) for chunk in chunks]
-            return [tasks.spawn(f.run(), name=f"{name}-fast-{i}", report=False) for i, f in enumerate(streams)]
+            spot = [c for c in chunks if exchange.markets[c[0]].get("spot", True)]
+            # The fast path decodes spot streams only; other types go through ccxt, one watch per book.
+            others = [s for c in chunks if c not in spot for s in c]
+            other = [tasks.spawn(self._watch_book(exchange, s), name=f"{name}-book-{s}", report=False) for s in others]
+            streams = [FastDepthStream(self, exchange, chunk, self._market_ids) for chunk in spot]
+            return [tasks.spawn(f.run(), name=f"{name}-fast-{i}", report=False) for i, f in enumerate(streams)] + other
         if has.get("watchOrderBookForSymbols"):
-            limit = self.venue.symbols_per_subscribe
-            chunks = [symbols[i : i + limit] for i in range(0, len(symbols), limit)]
             self._seen = {}
             return [
                 tasks.spawn(self._watch_books_for_symbols(exchange, chunk), name=f"{name}-books-{i}", report=False)
@@ -617,6 +626,15 @@ class CcxtConnector:
             if self.status.state == "stale":
                 self._set_state("down", "reconnecting after stall")
             await asyncio.sleep(wait)
+
+
+def _by_market_type(exchange: Any, symbols: list[str]) -> list[list[str]]:
+    """`symbols` grouped by ccxt market type (spot, swap, ...), each group in the given order."""
+    groups: dict[Any, list[str]] = {}
+    for s in symbols:
+        market = exchange.markets.get(s) or {}
+        groups.setdefault((market.get("type"), market.get("subType")), []).append(s)
+    return list(groups.values())
 
 
 def _ccxt_client_of(exc: BaseException) -> Any:

@@ -5,6 +5,12 @@ Why only `urls['api']`: every request ccxt makes (REST, signed REST, WebSocket) 
 entry while keeping its path sends the unmodified client code to our venue. Nothing else in ccxt is patched, and
 the rate limiter stays as it is, so the client behaves as it would against the exchange.
 
+One exception to "keep the path": where a client tells market types apart by *host*, the host's marker is kept in
+the path (`_HOST_MARKERS`). ccxt.pro binance files a `depthUpdate` under the spot market only when the socket's URL
+contains '/stream' (`is_spot_url`, true of `wss://stream.binance.com`) and under the linear perp otherwise (both have
+the id BTCUSDT); on one local host the spot socket would lose that, so its path becomes `/stream/ws` (the local
+Binance venue serves spot there and USD-M futures at `/public/ws`, ccxt's `fstream.binance.com/public/ws`).
+
 Never call `set_sandbox_mode` after this: it swaps `urls['api']` for `urls['test']` and the client would talk to
 the real testnet (checked with ccxt 4.5.90).
 """
@@ -16,6 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 _WS_SCHEMES = frozenset({"ws", "wss"})
 _HTTP_SCHEMES = frozenset({"http", "https"})
+_HOST_MARKERS = {"stream.binance.com": "/stream"}
+"""Host -> path prefix that keeps what the client reads from the host (see the module docstring)."""
 
 
 def _base(url: str, allowed: frozenset[str], what: str) -> tuple[str, str, str]:
@@ -33,7 +41,10 @@ def _rewrite(url: str, http: tuple[str, str, str], ws: tuple[str, str, str], und
         scheme, netloc, prefix = http
     else:
         return url  # not a URL (ccxt keeps a few plain strings in the tree); leave it alone
-    return urlunsplit((scheme, netloc, prefix + parts.path, parts.query, parts.fragment))
+    marker = _HOST_MARKERS.get(parts.hostname or "", "")
+    if marker and marker in prefix:
+        marker = ""  # the caller's base already carries it
+    return urlunsplit((scheme, netloc, prefix + marker + parts.path, parts.query, parts.fragment))
 
 
 def _walk(node: Any, http: tuple[str, str, str], ws: tuple[str, str, str], under_ws_key: bool) -> Any:

@@ -5,7 +5,8 @@ core; the demo and the ingest benchmark split the venues over one worker per cor
 quotes go to the grid (`GridWriter`), and every `publish_every_s` each venue's health (state, counters, an
 exchange -> grid latency histogram, see `arb.model.VenueHealth`) goes to the grid's `{prefix}:venues` hash, where the
 demo, the API and the scanner read it. Venues with API keys in the environment also get their deposit/withdraw status
-and fees polled into `{prefix}:wallets` (`arb.connectors.wallets`).
+and fees polled into `{prefix}:wallets` (`arb.connectors.wallets`); venues with perps get their funding rates polled
+into `{prefix}:funding` (`arb.connectors.funding`, public data).
 
 The spec (JSON, one argument): {"redis_url": ..., "venues": [...], "endpoints": {venue: {"http_url", "ws_url"}},
 "ccxt_ids": {venue: ccxt id}, "config": path or null, "options": {ConnectorOptions fields}}. The worker prints
@@ -34,6 +35,7 @@ import orjson
 
 from arb.config import load_settings
 from arb.connectors.ccxt_pro import ConnectorOptions, LocalEndpoint
+from arb.connectors.funding import polling_funding
 from arb.connectors.supervisor import ConnectorSupervisor
 from arb.connectors.wallets import polling_wallets
 from arb.grid import GridError, GridLayout, PriceGrid
@@ -134,7 +136,8 @@ async def run_worker(spec: WorkerSpec, stop: asyncio.Event, *, announce: bool = 
             options=spec.options,
         )
         wallets = polling_wallets(settings, grid, spec.venues, endpoints=spec.endpoints, ccxt_ids=spec.ccxt_ids)
-        async with supervisor.running(), wallets:  # wallet pollers only for venues with ARB_<VENUE>_API_KEY/_SECRET
+        funding = polling_funding(settings, grid, spec.venues, endpoints=spec.endpoints, ccxt_ids=spec.ccxt_ids)
+        async with supervisor.running(), wallets, funding:  # wallets: only venues with ARB_<VENUE>_API_KEY/_SECRET
             if announce:
                 sys.stdout.write(orjson.dumps({"worker": "ready", "venues": list(supervisor.connectors)}).decode())
                 sys.stdout.write("\n")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
@@ -38,7 +39,16 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from arb.sim.faults import Faults, MalformedKind, decode_fault
-from arb.sim.market import Book, BookUpdate, DislocationSchedule, InstrumentSpec, Market, MarketConfig, VenueFeed
+from arb.sim.market import (
+    Book,
+    BookUpdate,
+    DislocationSchedule,
+    InstrumentSpec,
+    Market,
+    MarketConfig,
+    VenueFeed,
+    seeded_basis_bps,
+)
 from arb.tasks import cancel_and_wait, spawn
 
 if TYPE_CHECKING:
@@ -639,8 +649,15 @@ class SimExchangeGroup:
             for vid in chosen
         }
         used = {iid for per_venue in symbols.values() for iid in per_venue}
+        # A perp follows its underlying spot instrument (which the market then prices even if no venue lists it).
+        used |= {inst.underlying for iid, inst in settings.instruments.items() if iid in used and inst.underlying}
+        seed = (config or MarketConfig()).seed
         specs = [
-            InstrumentSpec.derive(iid, base=inst.base, quote=inst.quote, asset_class=inst.asset_class)
+            dataclasses.replace(
+                InstrumentSpec.derive(iid, base=inst.base, quote=inst.quote, asset_class=inst.asset_class),
+                underlying=inst.underlying,
+                basis_bps=seeded_basis_bps(iid, seed) if inst.underlying else 0.0,
+            )
             for iid, inst in settings.instruments.items()
             if iid in used
         ]

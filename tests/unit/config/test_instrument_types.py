@@ -73,10 +73,10 @@ def test_an_inverse_or_spot_symbol_for_a_perp_is_refused(tmp_path: Path, symbol:
 
 
 def test_a_swap_symbol_on_a_spot_instrument_is_refused(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, 'instruments:\n  BTC/USD:\n    venues: {binance: "BTC/USDT:USDT"}\n')
+    problems = problems_of(tmp_path, 'instruments:\n  BTC/USD:\n    venues: {okx: "BTC/USDT:USDT"}\n')
 
     assert len(problems) == 1
-    assert "instruments.BTC/USD.venues.binance: 'BTC/USDT:USDT' is a derivative symbol: declare" in problems[0]
+    assert "instruments.BTC/USD.venues.okx: 'BTC/USDT:USDT' is a derivative symbol: declare" in problems[0]
 
 
 def test_a_cross_pair_quoted_in_btc_loads_once_btc_is_a_declared_quote_currency(tmp_path: Path) -> None:

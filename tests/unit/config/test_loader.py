@@ -29,10 +29,13 @@ def test_shipped_config_loads_with_the_spec_universe() -> None:
     assert kinds.count("cfd") == 1
     assert kinds.count("dex") >= 4
     by_class: dict[str, int] = {}
-    for inst in settings.instruments.values():
+    spot = [i for i in settings.instruments.values() if i.type == "spot"]
+    for inst in spot:
         by_class[inst.asset_class] = by_class.get(inst.asset_class, 0) + 1
     assert by_class == {"crypto_major": 95, "crypto_alt": 248, "fx": 50, "commodity": 30, "index": 20}
-    crypto = [i for i in settings.instruments.values() if i.asset_class.startswith("crypto")]
+    perps = {iid: i.underlying for iid, i in settings.instruments.items() if i.type == "perp"}
+    assert perps == {f"{c}/USD-PERP": f"{c}/USD" for c in ("BTC", "ETH", "SOL", "XRP", "DOGE")}  # binance USD-M
+    crypto = [i for i in spot if i.asset_class.startswith("crypto")]
     in_usd = [i.asset_class for i in crypto if i.quote == "USD"]
     assert (in_usd.count("crypto_major"), in_usd.count("crypto_alt")) == (50, 150), "the spec's crypto universe"
     multi = [i for i in settings.instruments.values() if sum(settings.venues[v].kind == "cex" for v in i.venues) >= 2]

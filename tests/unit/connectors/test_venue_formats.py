@@ -109,10 +109,10 @@ async def test_documented_book_feed_becomes_the_expected_quotes(venue: str) -> N
         assert any(contains(sent, wanted) for sent in s.venue.received), f"the client never sent {wanted}"
 
 
-async def test_binance_spot_diffs_are_lost_when_the_local_ws_url_lacks_stream() -> None:
-    """Pins why binance.json needs `ws_prefix`: ccxt's `is_spot_url` looks for '/stream' in the WS URL, and with the
-    spot and perp markets both loaded (both have the id BTCUSDT) a plain local URL files the spot diffs under the perp.
-    The first book is then the bare REST snapshot, missing the diffs the venue sent meanwhile."""
+async def test_binance_spot_diffs_reach_the_spot_book_with_a_plain_local_ws_url() -> None:
+    """ccxt's `is_spot_url` looks for '/stream' in the WS URL, and with the spot and perp markets both loaded (both
+    have the id BTCUSDT) a URL without it files the spot diffs under the perp (the first book is then the bare REST
+    snapshot). `point_at_local` keeps '/stream' on Binance's spot host, so a plain local ws_url works too."""
     script = msgspec.structs.replace(SCRIPTS["binance"], ws_prefix="")
     snapshot = script.rest[0].body
 
@@ -121,8 +121,8 @@ async def test_binance_spot_diffs_are_lost_when_the_local_ws_url_lacks_stream() 
         quote = quote_from_order_book("binance", script.instrument, book, 1)
 
     assert isinstance(quote, Quote), quote
-    assert quote.sequence == snapshot["lastUpdateId"]
-    assert quote.bids == tuple((float(p), float(q)) for p, q in snapshot["bids"])
+    assert quote.sequence > snapshot["lastUpdateId"]  # the buffered diffs were applied on top of the snapshot
+    assert all(path.startswith("/stream/ws") for path in s.venue.ws_paths), s.venue.ws_paths
 
 
 def bad_update_venues(kind: str) -> list[str]:

@@ -4,7 +4,8 @@ Binance's "How to manage a local order book correctly" says: if the REST snapsho
 buffered event's `U`, fetch the snapshot again. ccxt 4.5.90 (`pro/binance.py fetch_order_book_snapshot`) instead
 skips every buffered diff that does not fit and resolves the watch with the old snapshot (FAULTS M4): the first book
 a client sees is stale, and only the next diff raises InvalidNonce. This guard remembers the newest `u` the stream
-has shown per market, so the connector can tell that a book ccxt hands over is behind the stream and not use it.
+has shown per market (a USD-M perp's, whose diffs carry `pu`, as `<id>:swap`: spot and perp share ids like BTCUSDT),
+so the connector can tell that a book ccxt hands over is behind the stream and not use it.
 Docs: https://developers.binance.com/docs/binance-spot-api-docs/web-socket-streams (diff depth stream).
 """
 
@@ -21,6 +22,8 @@ class BinanceGuard:
         data = message.get("data", message) if isinstance(message, dict) else None
         if isinstance(data, dict) and data.get("e") == "depthUpdate":
             market_id, u = data.get("s"), data.get("u")
+            if isinstance(market_id, str) and "pu" in data:  # USD-M futures: same ids as spot, own update chain
+                market_id += ":swap"
             if isinstance(market_id, str) and isinstance(u, int) and u > self.last_u.get(market_id, -1):
                 self.last_u[market_id] = u
         return None

@@ -30,6 +30,11 @@ Wallet (deposit/withdraw status, networks, withdrawal fees): `GET /sapi/v1/capit
 `arb.sim.venues.binance_wallet` (https://developers.binance.com/docs/wallet/capital/all-coins-info); its switches are
 `BinanceProtocol.wallets` and `POST /_sim/wallets`.
 
+USD-M perpetuals (`BTC/USDT:USDT` symbols): `/fapi/v1/*` REST, funding (`premiumIndex`, `fundingInfo`) and the futures
+WebSocket (`/public/ws`, diffs with `pu`) are served by `arb.sim.venues.binance_futures`; its switches are
+`BinanceProtocol.futures` and `POST /_sim/funding`. Spot sockets are also served under `/stream/ws` and `/stream/stream`
+(where `arb.connectors.urls.point_at_local` sends ccxt's spot socket, so ccxt can tell spot from futures by the URL).
+
 Any venue id can be served by this module with its own symbols (`SimVenue(venue_id, BinanceProtocol(), ...)`);
 market ids are base + quote asset ids, with ccxt's `commonCurrencies` for binance reversed (`YOYOW` -> `YOYO`).
 """
@@ -48,6 +53,7 @@ from aiohttp import web
 from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
+from arb.sim.venues.binance_futures import PREFIX, BinanceFutures, FuturesRefused, is_perp, wire_id
 from arb.sim.venues.binance_wallet import BinanceWallets
 
 if TYPE_CHECKING:
@@ -79,9 +85,9 @@ _INTERVALS_MS: Final[dict[str, int]] = {
     "1w": 604_800_000,
     "1M": 2_592_000_000,  # a 30-day month: the sim does not keep a calendar
 }
-_DIFF_CHANNELS: Final = frozenset({"depth", "depth@100ms"})
+_DIFF_CHANNELS: Final = frozenset({"depth", "depth@100ms", "depth@250ms", "depth@500ms"})
 _PARTIAL: Final = re.compile(r"^depth(5|10|20)(@100ms|@1000ms)?$")
-_CHANNELS: Final = frozenset({"depth", "depth@100ms", "depth@1000ms", "bookTicker"})
+_CHANNELS: Final = frozenset({"depth", "depth@100ms", "depth@250ms", "depth@500ms", "depth@1000ms", "bookTicker"})
 _METHODS: Final = "`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`"
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9]{1,36}$")
 _MAX_KLINE_SPAN: Final = 200_000
@@ -134,32 +140,60 @@ class _BadRequest(Exception):
         self.status = status
 
 
-def _stream_key(name: str) -> tuple[str, str] | None:
-    """`btcusdt@depth@100ms` -> ("BTCUSDT", "depth@100ms"); None if it is not a stream this venue serves."""
+def _stream_key(name: str, futures: bool = False) -> tuple[str, str] | None:
+    """`btcusdt@depth@100ms` -> ("BTCUSDT", "depth@100ms") (on a futures socket: "fapi:BTCUSDT"); None if it is not
+    a stream this venue serves."""
     symbol, sep, channel = name.partition("@")
     if not sep or not symbol or symbol != symbol.lower():
         return None
     if channel in _CHANNELS or _PARTIAL.match(channel):
-        return symbol.upper(), channel
+        return (PREFIX if futures else "") + symbol.upper(), channel
     return None
+
+
+_FUTURES_WS: Final = ("/public/", "/market/")
+"""Path starts of the USD-M futures sockets (ccxt: `fstream.binance.com/public/ws` for depth and bookTicker)."""
 
 
 class BinanceProtocol(Protocol):
     """Binance spot market data, REST and WebSocket. See the module docstring for sources and deviations."""
 
     name: ClassVar[str] = "binance"
-    ws_paths: ClassVar[tuple[str, ...]] = ("/ws", "/ws/{streams:.+}", "/stream", "/stream/")
+    ws_paths: ClassVar[tuple[str, ...]] = (
+        "/ws",
+        "/ws/{streams:.+}",
+        "/stream",
+        "/stream/",
+        "/stream/ws",
+        "/stream/ws/{streams:.+}",
+        "/stream/stream",
+        "/public/ws",
+        "/public/ws/{streams:.+}",
+        "/public/stream",
+        "/market/ws",
+        "/market/ws/{streams:.+}",
+        "/market/stream",
+    )
     maintenance_exempt: ClassVar[frozenset[str]] = frozenset({"/sapi/v1/system/status"})
 
     def __init__(self) -> None:
         self.wallets = BinanceWallets()
         """Deposit/withdraw switches and fees per coin (filled with every listed asset when the venue starts)."""
+        self.futures = BinanceFutures()
+        """USD-M perpetuals' funding (seeded for every listed perp when the venue starts; `set_funding` changes it)."""
 
     def market_id(self, symbol: str) -> str:
-        base, sep, quote = symbol.partition("/")
-        if not sep or not base or not quote or ":" in quote:
-            raise ValueError(f"binance spot lists spot symbols like BTC/USDT only, got {symbol!r}")
-        return _ASSET_IDS.get(base, base) + _ASSET_IDS.get(quote, quote)
+        base, sep, rest = symbol.partition("/")
+        quote, colon, settle = rest.partition(":")
+        if not sep or not base or not quote or (colon and settle != quote):
+            raise ValueError(
+                f"binance lists spot symbols like BTC/USDT and linear perps like BTC/USDT:USDT only, got {symbol!r}"
+            )
+        return (PREFIX if colon else "") + _ASSET_IDS.get(base, base) + _ASSET_IDS.get(quote, quote)
+
+    @staticmethod
+    def _spot_ids(venue: SimVenue) -> list[str]:
+        return [m for m in venue.market_ids if not is_perp(m)]
 
     # ------------------------------------------------------------------ REST
 
@@ -173,7 +207,6 @@ class BinanceProtocol(Protocol):
             "/api/v3/ticker/24hr": lambda r: self._ticker_24hr(venue, r),
             "/api/v3/ticker/price": lambda r: self._ticker_price(venue, r),
             "/api/v3/klines": lambda r: self._klines(venue, r),
-            "/fapi/v1/exchangeInfo": lambda r: _json(self._empty_info(), 1, venue),
             "/dapi/v1/exchangeInfo": lambda r: _json(self._empty_info(), 1, venue),
             "/sapi/v1/system/status": lambda r: _json(
                 {"status": 1, "msg": "system_maintenance"}
@@ -184,6 +217,15 @@ class BinanceProtocol(Protocol):
             ),
         }
         add_get_routes(app, routes, refused=_BadRequest, error=lambda e: _error(e.status, e.code, e.msg))
+        self.futures.install(
+            venue,
+            app,
+            respond=lambda payload, weight: _json(payload, weight, venue),
+            empty_info=self._empty_info,
+            add_routes=lambda more: add_get_routes(
+                app, more, refused=FuturesRefused, error=lambda e: _error(e.status, e.code, e.msg)
+            ),
+        )
         self.wallets.install(
             venue,
             app,
@@ -318,7 +360,7 @@ class BinanceProtocol(Protocol):
         }
 
     def _exchange_info(self, venue: SimVenue, request: web.Request) -> web.Response:
-        names = self._symbols_param(venue, request) or venue.market_ids
+        names = self._symbols_param(venue, request) or self._spot_ids(venue)
         info = self._empty_info()
         info["symbols"] = [self._symbol_info(venue, n) for n in names]
         return _json(info, 20, venue)
@@ -348,7 +390,7 @@ class BinanceProtocol(Protocol):
     def _book_ticker(self, venue: SimVenue, request: web.Request) -> web.Response:
         names = self._symbols_param(venue, request)
         rows = []
-        for name in names or venue.market_ids:
+        for name in names or self._spot_ids(venue):
             bid, bid_size, ask, ask_size = venue.books_by_market_id[name].top()
             rows.append(
                 {
@@ -365,7 +407,7 @@ class BinanceProtocol(Protocol):
     def _ticker_price(self, venue: SimVenue, request: web.Request) -> web.Response:
         names = self._symbols_param(venue, request)
         rows = []
-        for name in names or venue.market_ids:
+        for name in names or self._spot_ids(venue):
             book = venue.books_by_market_id[name]
             rows.append({"symbol": name, "price": _f8(self._last_price(book))})
         single = "symbol" in request.query
@@ -378,7 +420,7 @@ class BinanceProtocol(Protocol):
     def _ticker_24hr(self, venue: SimVenue, request: web.Request) -> web.Response:
         names = self._symbols_param(venue, request)
         now_ms = time.time_ns() // 1_000_000
-        rows = [self._ticker_row(venue, n, now_ms) for n in names or venue.market_ids]
+        rows = [self._ticker_row(venue, n, now_ms) for n in names or self._spot_ids(venue)]
         single = "symbol" in request.query
         return _json(rows[0] if single else rows, 2 if single else 80, venue)
 
@@ -497,14 +539,16 @@ class BinanceProtocol(Protocol):
 
     def on_connect(self, conn: Connection) -> None:
         path = conn.request.path
-        conn.state["combined"] = path.startswith("/stream")
+        futures = path.startswith(_FUTURES_WS)
+        conn.state["futures"] = futures
+        conn.state["combined"] = path.rstrip("/").endswith("/stream")  # /stream, /stream/stream, /public/stream
         conn.state["streams"] = {}
         if conn.state["combined"]:
             names = conn.request.query.get("streams", "").split("/")
         else:
             names = conn.request.match_info.get("streams", "").split("/")
         for name in names:
-            key = _stream_key(name)
+            key = _stream_key(name, futures)
             if key is not None:  # ccxt opens /ws/0: a name that is no stream subscribes nothing
                 self._subscribe(conn, name, key)
 
@@ -561,7 +605,7 @@ class BinanceProtocol(Protocol):
     def _on_subscribe(self, conn: Connection, req_id: Any, method: str, params: list[Any]) -> None:
         keys: list[tuple[str, tuple[str, str]]] = []
         for p in params:
-            key = _stream_key(p) if isinstance(p, str) else None
+            key = _stream_key(p, conn.state["futures"]) if isinstance(p, str) else None
             if key is None:
                 self._ws_error(conn, req_id, 2, "Invalid request: invalid stream")  # nothing half-applied
                 return
@@ -594,12 +638,14 @@ class BinanceProtocol(Protocol):
 
     def frame(self, conn: Connection, channel: str, market_id: str, payload: str) -> str:
         if conn.state["combined"]:
-            return f'{{"stream":"{market_id.lower()}@{channel}","data":{payload}}}'
+            return f'{{"stream":"{wire_id(market_id).lower()}@{channel}","data":{payload}}}'
         return payload
 
     def render(self, channel: str, update: BookUpdate, venue: SimVenue) -> str | None:
         book = update.book
         market_id = venue.market_ids[book.row]
+        if is_perp(market_id):
+            return self._render_futures(channel, update, venue, wire_id(market_id))
         if channel == "bookTicker":
             if not update.top_changed:
                 return None
@@ -618,6 +664,32 @@ class BinanceProtocol(Protocol):
             f'{{"e":"depthUpdate","E":{venue.event_time_ms(update.ts_ns)},"s":"{market_id}",'
             f'"U":{update.first_id},"u":{update.last_id},"b":[{_levels_json(book, update.bids)}],'
             f'"a":[{_levels_json(book, update.asks)}]}}'
+        )
+
+    @staticmethod
+    def _render_futures(channel: str, update: BookUpdate, venue: SimVenue, market_id: str) -> str | None:
+        """USD-M formats: every event has `e`, `E` (event time) and `T` (transaction time); diffs carry `pu`, the
+        previous event's `u` (the sim's chain is contiguous, so it is `U - 1`); partial books are diff-shaped."""
+        book = update.book
+        e_ms = venue.event_time_ms(update.ts_ns)
+        if channel == "bookTicker":
+            if not update.top_changed:
+                return None
+            bid, bid_size, ask, ask_size = book.top()
+            return (
+                f'{{"e":"bookTicker","u":{update.last_id},"E":{e_ms},"T":{e_ms},"s":"{market_id}",'
+                f'"b":"{bid:.8f}","B":"{bid_size:.8f}","a":"{ask:.8f}","A":"{ask_size:.8f}"}}'
+            )
+        if channel.startswith("depth") and channel[5:6].isdigit():
+            n = int(channel[5:].partition("@")[0])
+            bids, asks = book.levels(n)
+            b = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in bids)
+            a = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in asks)
+        else:
+            b, a = _levels_json(book, update.bids), _levels_json(book, update.asks)
+        return (
+            f'{{"e":"depthUpdate","E":{e_ms},"T":{e_ms},"s":"{market_id}","U":{update.first_id},'
+            f'"u":{update.last_id},"pu":{update.first_id - 1},"b":[{b}],"a":[{a}]}}'
         )
 
     def malformed(self, kind: MalformedKind, channel: str, update: BookUpdate, payload: str) -> str:
