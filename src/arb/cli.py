@@ -193,6 +193,8 @@ def instruments(
         table.add_column("count", justify="right")
         for cls, n in counts.by_class.items():
             table.add_row(cls, str(n))
+        if counts.perps:
+            table.add_row("perpetuals", str(counts.perps))
         table.add_row("[bold]total[/]", f"[bold]{counts.total}[/]")
         out.print(table)
         return

@@ -41,6 +41,8 @@ def test_instrument_count_json_has_the_spec_universe() -> None:
 
     assert counts["total"] >= 300
     assert counts["by_class"] == {"crypto_major": 95, "crypto_alt": 248, "fx": 50, "commodity": 30, "index": 20}
+    assert counts["perps"] == 5  # BTC, ETH, SOL, XRP, DOGE USD-M perpetuals on binance
+    assert counts["total"] == 443 + 5
 
 
 def test_instruments_filter_by_asset_class() -> None:

@@ -32,7 +32,7 @@ def test_scan_json_ranks_opportunities_whose_costs_add_up(tmp_path: Path) -> Non
         assert o["notional"] <= 50_000 / 1.0 * 1.01
         # the local Binance-format venues (binance, gate) serve wallet status and fees, kraken's module does not
         if "kraken" in (o["buy_venue"], o["sell_venue"]):
-            assert (o["wallet"], o["transfer_cost"]) == ("unknown", 0.0)
+            assert o["wallet"] == "unknown"  # (its transfer cost counts the parts that are known)
         else:
             assert o["wallet"] == "open"
             assert o["transfer_cost"] > 0

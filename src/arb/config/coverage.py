@@ -45,12 +45,17 @@ class InstrumentCounts(msgspec.Struct, frozen=True):
 
     total: int
     by_class: dict[str, int]
+    """Spot instruments by asset class."""
+    perps: int = 0
+    """Linear perpetuals (`type: perp`, in `total` but not in `by_class`: each is its spot instrument's derivative)."""
 
 
 def instrument_counts(settings: Settings, asset_class: str | None = None) -> InstrumentCounts:
-    counts: Counter[str] = Counter(i.asset_class for i in settings.instruments.values())
+    wanted = [i for i in settings.instruments.values() if asset_class in (None, i.asset_class)]
+    counts: Counter[str] = Counter(i.asset_class for i in wanted if i.type == "spot")
     by_class = {c: counts.get(c, 0) for c in ASSET_CLASSES if asset_class in (None, c)}
-    return InstrumentCounts(total=sum(by_class.values()), by_class=by_class)
+    perps = sum(1 for i in wanted if i.type == "perp")
+    return InstrumentCounts(total=sum(by_class.values()) + perps, by_class=by_class, perps=perps)
 
 
 def coverage(settings: Settings) -> Coverage:
