@@ -223,7 +223,8 @@ class Dislocation(msgspec.Struct, frozen=True, kw_only=True):
 
 class DislocationSchedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Random dislocations: a Poisson process of `rate_per_min`, magnitude and duration uniform in their ranges,
-    sign random, on a random (venue, instrument) among `venues` (all venues when empty)."""
+    sign random, on a random (venue, instrument) among `venues` (all venues when empty), never on an instrument that
+    is already dislocated somewhere."""
 
     rate_per_min: float
     bps: tuple[float, float] = (20.0, 80.0)
@@ -621,7 +622,8 @@ class Market:
         phi = math.exp(-dt * math.log(2) / cfg.noise_half_life_s)
         p = min(1.0, cfg.book_update_hz * dt) if dt > 0 else 0.0
         emitted = 0
-        for venue, feed in self.feeds.items():
+        # venues with a dislocation starting or ending go first: their update is the one a scanner is measured on
+        for venue, feed in sorted(self.feeds.items(), key=lambda kv: kv[0] not in forced):
             n = len(feed.books)
             if n == 0:
                 continue
@@ -758,9 +760,15 @@ class Market:
         if not venues:
             return []
         out: list[Dislocation] = []
+        busy = {d.instrument for d in self.active}
         for _ in range(int(self._rng.poisson(sched.rate_per_min / 60.0 * dt))):
             feed = self.feeds[venues[int(self._rng.integers(len(venues)))]]
             book = feed.books[int(self._rng.integers(len(feed.books)))]
+            if book.instrument in busy:
+                # One scheduled dislocation per instrument at a time: overlapping shifts would make the recorded true
+                # edge of each one wrong once the other ends (the draw is skipped, so the rate is a shade lower).
+                continue
+            busy.add(book.instrument)
             magnitude = float(self._rng.uniform(*sched.bps))
             bps = magnitude if self._rng.random() < 0.5 else -magnitude
             duration = float(self._rng.uniform(*sched.duration_ms))

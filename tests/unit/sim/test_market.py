@@ -187,8 +187,11 @@ def test_a_schedule_injects_random_dislocations_within_its_ranges_and_records_th
     for k in range(1, 51):  # 5 s at 10 dislocations a second
         m.step(NS + k * 100 * MS)
 
-    assert 25 <= len(truth.records) <= 80
+    # ~50 drawn; those landing on an instrument already dislocated are skipped (kraken lists few in this market)
+    assert 12 <= len(truth.records) <= 80
     for d in truth.records:
+        others = [o for o in truth.records if o is not d and o.instrument == d.instrument]
+        assert all(o.end_ns <= d.start_ns or o.start_ns >= d.end_ns for o in others), "overlap on one instrument"
         assert d.venue == "kraken"
         assert d.source == "schedule"
         assert 30 <= abs(d.bps) <= 60
