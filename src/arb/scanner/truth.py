@@ -126,12 +126,14 @@ def score(
     """Recall, precision and detection latency of `events` against `truth` (see the module docstring).
 
     `window` (UTC ns, start incl., end excl.) limits what is scored to a steady part of a run: only dislocations that
-    start in it count for recall and only events in it for precision, while every dislocation in `truth` may still
-    explain an event (one injected during warm-up is real even if it is not scored)."""
+    start in it count for recall (detected by any event, also one just after the window) and only events in it for
+    precision, while every dislocation in `truth` may still explain an event (one injected during warm-up is real even
+    if it is not scored)."""
     everything = list(truth)
     lo, hi = window if window is not None else (-(2**63), 2**63)
     dislocations = [d for d in everything if lo <= d.start_ns < hi]
-    evs = [e for e in events if e.type in ("opened", "updated") and lo <= e.ts < hi]
+    found_by = [e for e in events if e.type in ("opened", "updated")]  # recall: a detection after the window counts
+    evs = [e for e in found_by if lo <= e.ts < hi]
     threshold = limits.min_edge * 1e4
     grace = int(grace_ms * 1e6)
     edges = {d.id: true_edge(d, costs, limits) for d in everything}
@@ -142,7 +144,7 @@ def score(
     latencies: list[float] = []
     missed: list[int] = []
     for d in above:
-        hits = [ev.ts for ev in evs if _matches(ev, d, grace)]
+        hits = [ev.ts for ev in found_by if _matches(ev, d, grace)]
         if hits:
             latencies.append((min(hits) - d.start_ns) / 1e6)
         else:

@@ -105,3 +105,10 @@ def test_a_window_scores_only_its_part_of_the_run_but_warm_up_dislocations_still
     assert (report.dislocations, report.above, report.found, report.missed) == (1, 1, 1, [])
     assert (report.opened, report.true_positives, report.false_positives) == (2, 2, 0)
     assert report.detection_latency_ms_max == pytest.approx(40.0)
+
+
+def test_a_dislocation_in_the_window_detected_just_after_it_is_found() -> None:
+    truth = [dislocation(1, "c", 60.0, NS + 8990 * MS)]
+    report = score(truth, [opened("a", "c", NS + 9020 * MS)], COSTS, LIMITS, window=(NS, NS + 9000 * MS))
+    assert (report.above, report.found, report.opened) == (1, 1, 0)
+    assert report.detection_latency_ms_max == pytest.approx(30.0)
