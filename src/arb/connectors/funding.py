@@ -28,7 +28,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import TYPE_CHECKING, Any, Final
 
 from arb import tasks
-from arb.connectors.ccxt_pro import LocalEndpoint, close_exchange
+from arb.connectors.ccxt_pro import LocalEndpoint
+from arb.connectors.polling import close_shielded, poll_forever
 from arb.connectors.urls import point_at_local
 from arb.connectors.wallets import ExchangeFactory, ccxt_rest_factory
 from arb.grid.funding import FundingRate
@@ -222,22 +223,14 @@ class FundingPoller:
     async def run(self) -> None:
         """Poll every `refresh_s` (after a failure: within `retry_s`) until cancelled; then close the exchange."""
         try:
-            while True:
-                tasks.raise_if_cancelling()
-                ok = await self.refresh()
-                await asyncio.sleep(self.refresh_s if ok else min(self.refresh_s, self.retry_s))
+            await poll_forever(self.refresh, self.refresh_s, self.retry_s)
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
         exchange, self._exchange = self._exchange, None
         if exchange is not None:
-            closer = tasks.spawn(close_exchange(exchange), name=f"funding-{self.venue_id}-close")
-            try:
-                await asyncio.shield(closer)
-            except asyncio.CancelledError:
-                await asyncio.wait({closer}, timeout=5.0)
-                raise
+            await close_shielded(exchange, f"funding-{self.venue_id}-close")
 
 
 def pollers_for(
