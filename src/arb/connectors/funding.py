@@ -27,10 +27,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from arb import tasks
 from arb.connectors.ccxt_pro import LocalEndpoint
-from arb.connectors.polling import close_shielded, poll_forever
-from arb.connectors.urls import point_at_local
+from arb.connectors.polling import close_shielded, poll_forever, rest_exchange, running
 from arb.connectors.wallets import ExchangeFactory, ccxt_rest_factory
 from arb.grid.funding import FundingRate
 
@@ -145,10 +143,7 @@ class FundingPoller:
                 "enableRateLimit": True,
                 "options": {"fetchCurrencies": False, "fetchMargins": False, "maxRetriesOnFailure": 0},
             }
-            exchange = self._factory(self.ccxt_id, config)
-            if self.endpoint is not None:
-                point_at_local(exchange, self.endpoint.http_url, self.endpoint.ws_url)
-            self._exchange = exchange
+            self._exchange = rest_exchange(self._factory, self.ccxt_id, config, self.endpoint)
         return self._exchange
 
     async def _fetch(self, exchange: Any, symbols: list[str]) -> dict[str, Any]:
@@ -279,11 +274,5 @@ async def polling_funding(
 ) -> AsyncIterator[list[FundingPoller]]:
     """Run a funding poller (publishing to `grid`) for every venue in `venues` with perps; stop them on exit."""
     pollers = pollers_for(settings, venues, grid.write_funding, endpoints=endpoints, ccxt_ids=ccxt_ids)
-    started = [tasks.spawn(p.run(), name=f"funding-{p.venue_id}") for p in pollers]
-    if pollers:
-        log.info("funding.polling venues=%s refresh_s=%s", ",".join(p.venue_id for p in pollers), pollers[0].refresh_s)
-    try:
+    async with running("funding", pollers):
         yield pollers
-    finally:
-        for task in started:
-            await tasks.cancel_and_wait(task)

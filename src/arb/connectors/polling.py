@@ -8,11 +8,50 @@ finishes (bounded) even while the poller is being cancelled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from arb import tasks
-from arb.connectors.ccxt_pro import close_exchange
+from arb.connectors.ccxt_pro import LocalEndpoint, close_exchange
+from arb.connectors.urls import point_at_local
+
+log = logging.getLogger(__name__)
+
+
+class Poller(Protocol):
+    @property
+    def venue_id(self) -> str: ...
+    @property
+    def refresh_s(self) -> float: ...
+    async def run(self) -> None: ...
+
+
+P = TypeVar("P", bound=Poller)
+
+
+def rest_exchange(
+    factory: Callable[[str, dict[str, Any]], Any], ccxt_id: str, config: dict[str, Any], endpoint: LocalEndpoint | None
+) -> Any:
+    """A ccxt exchange for REST polling, pointed at the local venue when `endpoint` is given."""
+    exchange = factory(ccxt_id, config)
+    if endpoint is not None:
+        point_at_local(exchange, endpoint.http_url, endpoint.ws_url)
+    return exchange
+
+
+@contextlib.asynccontextmanager
+async def running(what: str, pollers: Sequence[P]) -> AsyncIterator[Sequence[P]]:
+    """Run every poller as a task (logged as `<what>.polling`) while the block runs; cancel and await them after."""
+    started = [tasks.spawn(p.run(), name=f"{what}-{p.venue_id}") for p in pollers]
+    if pollers:
+        log.info("%s.polling venues=%s refresh_s=%s", what, ",".join(p.venue_id for p in pollers), pollers[0].refresh_s)
+    try:
+        yield pollers
+    finally:
+        for task in started:
+            await tasks.cancel_and_wait(task)
 
 
 async def poll_forever(refresh: Callable[[], Awaitable[bool]], refresh_s: float, retry_s: float) -> None:

@@ -39,10 +39,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import SecretStr
 
-from arb import tasks
 from arb.connectors.ccxt_pro import LocalEndpoint
-from arb.connectors.polling import close_shielded, poll_forever
-from arb.connectors.urls import point_at_local
+from arb.connectors.polling import close_shielded, poll_forever, rest_exchange, running
 from arb.model import VenueWallets, WalletRecord
 
 if TYPE_CHECKING:
@@ -275,10 +273,7 @@ class WalletPoller:
                 # Margin pair lists are not wallet data; Binance would add two signed calls per read for them.
                 "options": {"fetchMargins": False, "maxRetriesOnFailure": 0},
             }
-            exchange = self._factory(self.ccxt_id, config)
-            if self.endpoint is not None:
-                point_at_local(exchange, self.endpoint.http_url, self.endpoint.ws_url)
-            self._exchange = exchange
+            self._exchange = rest_exchange(self._factory, self.ccxt_id, config, self.endpoint)
         return self._exchange
 
     def supported(self) -> bool:
@@ -394,11 +389,5 @@ async def polling_wallets(
 
     With no credentials anywhere this starts nothing: a worker without keys behaves exactly as before."""
     pollers = pollers_for(settings, venues, grid.write_wallets, endpoints=endpoints, ccxt_ids=ccxt_ids, environ=environ)
-    started = [tasks.spawn(p.run(), name=f"wallets-{p.venue_id}") for p in pollers]
-    if pollers:
-        log.info("wallets.polling venues=%s refresh_s=%s", ",".join(p.venue_id for p in pollers), pollers[0].refresh_s)
-    try:
+    async with running("wallets", pollers):
         yield pollers
-    finally:
-        for task in started:
-            await tasks.cancel_and_wait(task)
