@@ -169,6 +169,18 @@ async def test_lifecycle_events_reach_the_redis_stream_in_order(grid: PriceGrid)
     assert events[0].opportunity.id == events[2].opportunity.id or events[0].opportunity.id == events[3].opportunity.id
 
 
+async def publish_market_fee(grid: PriceGrid, health: dict[str, VenueHealth], fee: float) -> None:
+    """Venue c's connector publishes `fee` as BTC/USD's market taker fee with its (healthy) health record."""
+    health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": fee})
+    await grid.publish_health(list(health.values()))
+
+
+async def c_dislocated(grid: PriceGrid, mirror: GridMirror) -> None:
+    """c 46 bps above a and b: buy on a or b, sell on c."""
+    await grid.write([book("a", 65_000.0), book("b", 65_000.0), book("c", 65_300.0, size=10.0)])
+    await caught_up(mirror, grid)
+
+
 async def test_with_fees_from_markets_the_venues_published_taker_fees_replace_the_configured_ones(
     grid: PriceGrid, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -177,11 +189,9 @@ async def test_with_fees_from_markets_the_venues_published_taker_fees_replace_th
     mirror = grid.mirror(depth=20, now_ns=clock)
     scanner = Scanner(s, mirror, now_ns=clock)
     health = healthy(clock.now, "a", "b", "c")
-    health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": 0.0004})
-    await grid.publish_health(list(health.values()))
+    await publish_market_fee(grid, health, 0.0004)
     async with mirror.following():
-        await grid.write([book("a", 65_000.0), book("b", 65_000.0), book("c", 65_300.0, size=10.0)])
-        await caught_up(mirror, grid)
+        await c_dislocated(grid, mirror)
 
         await scanner.refresh_inputs()
         [best, _] = scanner.scan_once(clock.now)
@@ -189,8 +199,7 @@ async def test_with_fees_from_markets_the_venues_published_taker_fees_replace_th
         assert (best.sell_venue, best.fee_sell, best.fee_buy) == ("c", 0.0004, 0.001)  # c's market fee, a's config
         assert best.net_edge == pytest.approx((best.vwap_sell - best.vwap_buy) / best.vwap_buy - 0.0014 - 0.001)
 
-        health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": -0.0002})  # a rebate: refused
-        await grid.publish_health(list(health.values()))
+        await publish_market_fee(grid, health, -0.0002)  # a rebate: refused
         await scanner.refresh_inputs()
         assert scanner.scan_once(clock.now)[0].fee_sell == 0.0004  # the fees in use stay, and it says why
         assert "scanner.market_fees_refused" in caplog.text
@@ -200,11 +209,8 @@ async def test_without_fees_from_markets_the_configured_fees_stand(grid: PriceGr
     clock = Clock()
     mirror = grid.mirror(depth=20, now_ns=clock)
     scanner = Scanner(SETTINGS, mirror, now_ns=clock)
-    health = healthy(clock.now, "a", "b", "c")
-    health["c"] = msgspec.structs.replace(health["c"], taker_fees={"BTC/USD": 0.0004})
-    await grid.publish_health(list(health.values()))
+    await publish_market_fee(grid, healthy(clock.now, "a", "b", "c"), 0.0004)
     async with mirror.following():
-        await grid.write([book("a", 65_000.0), book("b", 65_000.0), book("c", 65_300.0, size=10.0)])
-        await caught_up(mirror, grid)
+        await c_dislocated(grid, mirror)
         await scanner.refresh_inputs()
         assert {o.fee_sell for o in scanner.scan_once(clock.now)} == {0.001}
