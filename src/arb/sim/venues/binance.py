@@ -108,6 +108,20 @@ def _f8(x: float) -> str:
     return f"{x:.8f}"
 
 
+def _is_partial(channel: str) -> bool:
+    """`depth5`, `depth10@100ms`, ...: a partial book stream (a bare `depth` / `depth@100ms` is the diff stream)."""
+    return channel.startswith("depth") and channel[5:6].isdigit()
+
+
+def _partial_levels_json(book: Book, channel: str) -> tuple[str, str]:
+    """The bids and asks JSON arrays' contents of a partial book stream: the top N levels, N from the channel."""
+    bids, asks = book.levels(int(channel[5:].partition("@")[0]))
+    return (
+        ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in bids),
+        ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in asks),
+    )
+
+
 def _levels_json(book: Book, changes: list[tuple[int, float]]) -> str:
     price = book.price
     return ",".join(f'["{price(t):.8f}","{s:.8f}"]' for t, s in changes)
@@ -654,11 +668,8 @@ class BinanceProtocol(Protocol):
                 f'{{"u":{update.last_id},"s":"{market_id}","b":"{bid:.8f}","B":"{bid_size:.8f}",'
                 f'"a":"{ask:.8f}","A":"{ask_size:.8f}"}}'
             )
-        if channel.startswith("depth") and channel[5:6].isdigit():
-            n = int(channel[5:].partition("@")[0])
-            bids, asks = book.levels(n)
-            b = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in bids)
-            a = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in asks)
+        if _is_partial(channel):
+            b, a = _partial_levels_json(book, channel)
             return f'{{"lastUpdateId":{update.last_id},"bids":[{b}],"asks":[{a}]}}'
         return (
             f'{{"e":"depthUpdate","E":{venue.event_time_ms(update.ts_ns)},"s":"{market_id}",'
@@ -680,11 +691,8 @@ class BinanceProtocol(Protocol):
                 f'{{"e":"bookTicker","u":{update.last_id},"E":{e_ms},"T":{e_ms},"s":"{market_id}",'
                 f'"b":"{bid:.8f}","B":"{bid_size:.8f}","a":"{ask:.8f}","A":"{ask_size:.8f}"}}'
             )
-        if channel.startswith("depth") and channel[5:6].isdigit():
-            n = int(channel[5:].partition("@")[0])
-            bids, asks = book.levels(n)
-            b = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in bids)
-            a = ",".join(f'["{p:.8f}","{s:.8f}"]' for p, s in asks)
+        if _is_partial(channel):
+            b, a = _partial_levels_json(book, channel)
         else:
             b, a = _levels_json(book, update.bids), _levels_json(book, update.asks)
         return (
