@@ -335,7 +335,7 @@ async def _run_stack(
     from arb.connectors.worker import worker_args
     from arb.grid import GridLayout, PriceGrid
     from arb.ledger import open_ledger
-    from arb.procs import Child
+    from arb.procs import Child, freeze_heap
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
 
@@ -381,6 +381,7 @@ async def _run_stack(
                 scanner = Scanner(settings, mirror, sinks=[stream.put, persist.put, watch.on_event])
                 async with scanner:  # closes every open opportunity (into the sinks) before they close
                     watch.scanner = scanner
+                    freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
                     await _watch(watch, grid, venues, serving, opts, console)
                     watch.opportunities.top = watch.top()
                     watch.opportunities.open_now = len(scanner.open)

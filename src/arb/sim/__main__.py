@@ -21,6 +21,7 @@ import orjson
 
 from arb.config import load_settings
 from arb.logs import configure_logging
+from arb.procs import freeze_heap
 from arb.sim.market import DislocationSchedule, MarketConfig
 from arb.sim.server import SimExchangeGroup
 from arb.sim.truth import TruthLog
@@ -107,6 +108,7 @@ async def _run(args: argparse.Namespace) -> None:
                       "symbols": len(v.market_ids)}
                 for vid, v in group.venues.items()
             }  # fmt: skip
+            freeze_heap()  # every venue's books and markets are built: keep them out of full collections
             sys.stdout.write(orjson.dumps({"venues": ready}).decode() + "\n")
             sys.stdout.flush()
             with contextlib.suppress(TimeoutError):

@@ -28,6 +28,14 @@ class BinanceGuard:
                 self.last_u[market_id] = u
         return None
 
+    def continue_from(self, previous: BinanceGuard) -> None:
+        """Start from what an earlier session's stream showed: Binance's update ids are per market and server-wide,
+        so a new connection continues the same chain. Without this, a stale snapshot that lands before the new
+        socket's first diff of its market would pass (nothing to compare it with) and send the grid back in time."""
+        for market_id, u in previous.last_u.items():
+            if u > self.last_u.get(market_id, -1):
+                self.last_u[market_id] = u
+
     def behind(self, market_id: str, nonce: Any) -> str | None:
         """Why a book at update id `nonce` is older than what the stream already delivered, or None."""
         last = self.last_u.get(market_id)
