@@ -196,6 +196,46 @@ class GridSettings(Strict):
     """A Redis call slower than this counts as Redis down (FAULTS M8: fail closed, do not wait forever)."""
 
 
+class RiskSettings(Strict):
+    """Pre-trade limits of the risk engine (`arb.risk`): every order passes them before it leaves.
+
+    USD figures use the executor's USD valuation of a notional (quote-currency amounts × `scanner.usd_per_quote`,
+    stablecoins at their configured haircut). A limit is inclusive: a value equal to it passes, one above it is denied.
+    The defaults are for a first live deployment, i.e. small: raise them in a user file once the system has run
+    clean at this size (see the comments in `limits.yaml`).
+    """
+
+    max_order_notional_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1_000.0
+    """Largest single order. The executor sizes opportunities to at most this (the scanner may offer more)."""
+    max_instrument_notional_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2_500.0
+    """Open notional on one instrument (all venues), this order included."""
+    max_venue_notional_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5_000.0
+    """Open notional on one venue (all instruments), this order included: bounds what one venue failure can strand."""
+    max_open_exposure_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2_500.0
+    """Gross unhedged exposure, sum over assets of |net USD position|, after this order fills and its twin does not."""
+    max_concurrent_executions: Annotated[int, Field(ge=1)] = 2
+    max_quote_age_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1_000.0
+    """An order priced off an older quote is refused (tighter than the scanner's per-venue staleness)."""
+    max_orders_per_s: Annotated[int, Field(ge=1)] = 5
+    """New orders per venue in any one-second window (cancels are not counted)."""
+    daily_loss_limit_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 100.0
+    """Realized loss today at which trading halts (kill switch; only hedges, unwinds and cancels pass)."""
+    max_drawdown: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.05
+    """Fall of equity from its peak, as a fraction of the peak, at which trading halts."""
+    kelly_fraction_cap: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.25
+    """Most of the bankroll a Kelly-sized position may take, whatever the full Kelly fraction says."""
+    var_confidence: Annotated[list[Annotated[float, Field(gt=0.5, lt=1)]], Field(min_length=1)] = [0.95, 0.99]
+    """Confidence levels the portfolio VaR is reported at."""
+    reducing_tolerance: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.05
+    """A hedge/unwind may exceed the exposure it closes by this fraction (prices moved since it was valued); more,
+    and it would open exposure the other way, so it is refused as not risk-reducing."""
+    perp_initial_margin: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    """Collateral a perp order needs, as a fraction of its notional, in its quote currency (1.0: unlevered)."""
+    cash_assets: list[Currency] = ["USD", "USDT", "USDC", "EUR", "GBP"]
+    """Quote currencies that count as cash, not exposure; the quote side of a pair quoted in another asset
+    (ETH/BTC) is exposure on that asset too."""
+
+
 class Settings(BaseSettings):
     """Everything arb runs on. Built by `arb.config.load_settings`: shipped YAML < user file < `ARB_*` env vars."""
 
@@ -217,6 +257,7 @@ class Settings(BaseSettings):
     scanner: ScannerSettings = ScannerSettings()
     coverage: Coverage = Coverage()
     grid: GridSettings = GridSettings()
+    risk: RiskSettings = RiskSettings()
 
     @classmethod
     def settings_customise_sources(
