@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -70,6 +72,142 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     UNKNOWN = "unknown"
+
+
+class IllegalTransition(ValueError):
+    """A status change the state machine does not allow; the message names both states (and what changed)."""
+
+    def __init__(self, old: str, new: str, *, subject: str = "order") -> None:
+        super().__init__(f"illegal {subject} transition: {old} -> {new}")
+        self.old = old
+        self.new = new
+        self.subject = subject
+
+
+ORDER_TRANSITIONS: Final[Mapping[OrderStatus, frozenset[OrderStatus]]] = MappingProxyType(
+    {
+        OrderStatus.NEW: frozenset({OrderStatus.SENT, OrderStatus.REJECTED}),
+        OrderStatus.SENT: frozenset(
+            {
+                OrderStatus.ACKED,
+                OrderStatus.REJECTED,
+                OrderStatus.UNKNOWN,
+                OrderStatus.FILLED,
+                OrderStatus.PARTIALLY_FILLED,
+                OrderStatus.CANCELLED,
+            }
+        ),
+        OrderStatus.ACKED: frozenset(
+            {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+        ),
+        OrderStatus.PARTIALLY_FILLED: frozenset(
+            {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED}
+        ),
+        OrderStatus.UNKNOWN: frozenset(
+            {
+                OrderStatus.ACKED,
+                OrderStatus.PARTIALLY_FILLED,
+                OrderStatus.FILLED,
+                OrderStatus.CANCELLED,
+                OrderStatus.REJECTED,
+            }
+        ),
+        OrderStatus.CANCELLED: frozenset({OrderStatus.CANCELLED, OrderStatus.FILLED}),
+        OrderStatus.FILLED: frozenset(),
+        OrderStatus.REJECTED: frozenset(),
+    }
+)
+"""The order state machine: status -> the statuses it may move to.
+
+    new ──> sent ──> acked ──> partially_filled ──> filled
+     │       │         │            │  ↺ (more fills)  ↑
+     │       │         └────────────┴──> cancelled ────┘ (fill after cancel: a correction, see below)
+     └───────┴──> rejected          unknown (request timed out) ──> acked | partially_filled | filled |
+                                                                    cancelled | rejected (resolved by query)
+
+- new -> rejected: refused before sending (risk, precision, min notional); nothing reached a venue.
+- sent -> filled / partially_filled / cancelled directly: an IOC order often comes back from `create_order` already
+  done (filled, or partly filled with the rest expired, which venues and ccxt report as cancelled).
+- sent -> unknown: the request timed out or the connection dropped; the order may or may not exist (FAULTS E2/E3).
+  It is resolved by query (client id, open orders, recent trades), never by resending; "not found" after the venue's
+  visibility window resolves it as rejected (never placed).
+- partially_filled -> partially_filled: more fills, `filled` grows.
+- cancelled -> filled and cancelled -> cancelled ("fill after cancel", FAULTS E6): a cancel races with matching. The
+  venue may match the order between our cancel request and its processing, answer the cancel "order not found"
+  (it is no longer open because it filled), or report "canceled" before its trade report reaches us. CANCELLED is
+  final in the sense that the order no longer works on the venue (nothing will be sent for it, it is not
+  reconciled as open), but the amount the venue filled before the cancel took effect can still be learnt later.
+  The ledger then takes the venue's word: cancelled -> filled when the order turns out completely filled, and
+  cancelled -> cancelled with a larger `filled` when it turns out partly filled. Nothing else leaves cancelled: a
+  cancelled order never works again (no acked / partially_filled), and it cannot become rejected.
+- filled and rejected are terminal: a rejected order never reached the book, a filled one has nothing left.
+"""
+
+FINAL_STATUSES: Final[frozenset[OrderStatus]] = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+)
+"""No longer working on any venue: not reconciled on restart, not cancelled on shutdown (cancelled may still be
+corrected upwards by a late fill, see ORDER_TRANSITIONS). NEW, SENT, ACKED, PARTIALLY_FILLED and UNKNOWN are open."""
+
+
+def check_transition(old: OrderStatus, new: OrderStatus) -> None:
+    """Raise IllegalTransition unless the order state machine allows `old -> new` (see ORDER_TRANSITIONS)."""
+    if new not in ORDER_TRANSITIONS[OrderStatus(old)]:
+        raise IllegalTransition(old, new)
+
+
+class IntentStatus(StrEnum):
+    """Where one execution (a pair of legs and whatever hedging it needed) stands; persisted in the ledger.
+
+    PLANNED: written ahead of any order. SENDING: orders are leaving. DONE: legs ended equal (a completed pair).
+    FAILED: nothing filled (both legs rejected, or nothing sent). HEDGING: legs ended unequal, the residual is
+    being closed. HEDGED: the residual was closed. ESCALATED: it could not be closed; the kill switch is engaged and
+    a person must look (not final: restart reconciliation reviews it again).
+    """
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+    HEDGING = "hedging"
+    HEDGED = "hedged"
+    ESCALATED = "escalated"
+
+
+INTENT_TRANSITIONS: Final[Mapping[IntentStatus, frozenset[IntentStatus]]] = MappingProxyType(
+    {
+        IntentStatus.PLANNED: frozenset(
+            {IntentStatus.SENDING, IntentStatus.FAILED, IntentStatus.DONE, IntentStatus.HEDGING, IntentStatus.ESCALATED}
+        ),
+        IntentStatus.SENDING: frozenset(
+            {IntentStatus.DONE, IntentStatus.FAILED, IntentStatus.HEDGING, IntentStatus.ESCALATED}
+        ),
+        IntentStatus.HEDGING: frozenset({IntentStatus.HEDGED, IntentStatus.ESCALATED}),
+        IntentStatus.ESCALATED: frozenset({IntentStatus.HEDGING, IntentStatus.HEDGED}),
+        IntentStatus.DONE: frozenset({IntentStatus.HEDGING, IntentStatus.ESCALATED}),
+        IntentStatus.FAILED: frozenset({IntentStatus.HEDGING, IntentStatus.ESCALATED}),
+        IntentStatus.HEDGED: frozenset({IntentStatus.HEDGING, IntentStatus.ESCALATED}),
+    }
+)
+"""The intent lifecycle: status -> the statuses it may move to (setting the current status again is always allowed:
+a retried write, or a corrected realized PnL).
+
+- planned -> done / failed / hedging / escalated without sending: restart reconciliation of a process killed after
+  the write-ahead (FAULTS E8) finds out by query what, if anything, reached the venues.
+- done / failed / hedged -> hedging: a late fill (fill after cancel, a ghost order found later) left a residual.
+- Nothing goes back to planned or sending: an execution is never sent twice (FAULTS E4).
+"""
+
+FINAL_INTENT_STATUSES: Final[frozenset[IntentStatus]] = frozenset(
+    {IntentStatus.DONE, IntentStatus.FAILED, IntentStatus.HEDGED}
+)
+"""Settled executions; the others (planned, sending, hedging, escalated) are reviewed by restart reconciliation."""
+
+
+def check_intent_transition(old: IntentStatus, new: IntentStatus) -> None:
+    """Raise IllegalTransition unless an intent may move `old -> new` (see INTENT_TRANSITIONS)."""
+    if new != old and new not in INTENT_TRANSITIONS[IntentStatus(old)]:
+        raise IllegalTransition(old, new, subject="intent")
 
 
 class Venue(msgspec.Struct, frozen=True):
@@ -304,6 +442,29 @@ class Leg(msgspec.Struct, kw_only=True):
     amount: Decimal
     limit_price: Decimal
     order: Order | None = None
+
+
+ExecutionMode = Literal["paper", "live"]
+
+
+class ExecutionIntent(msgspec.Struct, frozen=True, kw_only=True):
+    """One planned execution, written to the ledger before any of its orders leaves (write-ahead, FAULTS E9).
+
+    `id` is the deterministic execution id (the executor derives its orders' client ids from it): the ledger refuses
+    a second intent of the same id, which is what stops an execution from being sent twice (FAULTS E4). `legs` are
+    the planned legs (their `order` is not stored: orders have their own rows). The predictions are the scanner's
+    float estimates (net edge in bps, profit in quote currency), kept to compare with the realized PnL.
+    """
+
+    id: str
+    opportunity_id: str
+    instrument: str
+    mode: ExecutionMode = "paper"
+    legs: tuple[Leg, ...]
+    predicted_net_edge_bps: float
+    predicted_profit: float
+    ts: int
+    """When it was planned (UTC ns)."""
 
 
 LATENCY_EDGES_MS: Final[tuple[float, ...]] = tuple(round(0.1 * 1.25**k, 4) for k in range(48))

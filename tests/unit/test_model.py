@@ -9,12 +9,22 @@ import msgspec
 import pytest
 
 from arb.model import (
+    FINAL_INTENT_STATUSES,
+    FINAL_STATUSES,
+    INTENT_TRANSITIONS,
     MAX_DEPTH,
+    ORDER_TRANSITIONS,
+    ExecutionIntent,
+    IllegalTransition,
+    IntentStatus,
+    Leg,
     Order,
     OrderStatus,
     OrderType,
     Quote,
     Side,
+    check_intent_transition,
+    check_transition,
     decode_quote,
     decode_quotes,
     encode_quote,
@@ -104,3 +114,75 @@ def test_order_keeps_booked_money_in_decimal() -> None:
     assert decoded.amount == Decimal("0.1")
     assert isinstance(decoded.filled, Decimal)
     assert decoded.status is OrderStatus.NEW
+
+
+S = OrderStatus
+ALLOWED = {
+    (S.NEW, S.SENT), (S.NEW, S.REJECTED),
+    (S.SENT, S.ACKED), (S.SENT, S.REJECTED), (S.SENT, S.UNKNOWN), (S.SENT, S.FILLED), (S.SENT, S.PARTIALLY_FILLED),
+    (S.SENT, S.CANCELLED),
+    (S.ACKED, S.PARTIALLY_FILLED), (S.ACKED, S.FILLED), (S.ACKED, S.CANCELLED), (S.ACKED, S.REJECTED),
+    (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED), (S.PARTIALLY_FILLED, S.FILLED), (S.PARTIALLY_FILLED, S.CANCELLED),
+    (S.UNKNOWN, S.ACKED), (S.UNKNOWN, S.PARTIALLY_FILLED), (S.UNKNOWN, S.FILLED), (S.UNKNOWN, S.CANCELLED),
+    (S.UNKNOWN, S.REJECTED),
+    (S.CANCELLED, S.FILLED), (S.CANCELLED, S.CANCELLED),  # fill after cancel (FAULTS E6), documented correction
+}  # fmt: skip
+"""The order state machine as the executor issue specifies it, written out pair by pair."""
+
+
+@pytest.mark.parametrize(("old", "new"), [(old, new) for old in OrderStatus for new in OrderStatus])
+def test_the_order_state_machine_allows_exactly_the_specified_transitions(old: OrderStatus, new: OrderStatus) -> None:
+    if (old, new) in ALLOWED:
+        check_transition(old, new)
+        return
+
+    with pytest.raises(IllegalTransition, match=f"illegal order transition: {old} -> {new}$") as refused:
+        check_transition(old, new)
+
+    assert (refused.value.old, refused.value.new) == (old, new)
+    assert isinstance(refused.value, ValueError)
+
+
+def test_every_status_has_an_entry_and_only_the_final_ones_end_the_order() -> None:
+    assert set(ORDER_TRANSITIONS) == set(OrderStatus)
+    assert FINAL_STATUSES == {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+    assert ORDER_TRANSITIONS[OrderStatus.FILLED] == ORDER_TRANSITIONS[OrderStatus.REJECTED] == frozenset()
+    assert ORDER_TRANSITIONS[OrderStatus.CANCELLED] <= {OrderStatus.FILLED, OrderStatus.CANCELLED}
+    with pytest.raises(TypeError):
+        ORDER_TRANSITIONS[OrderStatus.FILLED] = frozenset({OrderStatus.NEW})  # type: ignore[index]
+
+
+def test_a_timed_out_order_is_resolved_by_query_never_sent_again() -> None:
+    with pytest.raises(IllegalTransition, match="unknown -> sent"):
+        check_transition(OrderStatus.UNKNOWN, OrderStatus.SENT)
+    with pytest.raises(IllegalTransition, match="unknown -> new"):
+        check_transition(OrderStatus.UNKNOWN, OrderStatus.NEW)
+
+
+def test_an_execution_is_never_planned_or_sent_again() -> None:
+    assert set(INTENT_TRANSITIONS) == set(IntentStatus)
+    for old in IntentStatus:
+        check_intent_transition(old, old)  # a retried write
+        for new in (IntentStatus.PLANNED, IntentStatus.SENDING):
+            if old != new and (old, new) != (IntentStatus.PLANNED, IntentStatus.SENDING):
+                with pytest.raises(IllegalTransition, match=f"illegal intent transition: {old} -> {new}"):
+                    check_intent_transition(old, new)
+    assert FINAL_INTENT_STATUSES == {IntentStatus.DONE, IntentStatus.FAILED, IntentStatus.HEDGED}
+    check_intent_transition(IntentStatus.DONE, IntentStatus.HEDGING)  # a late fill reopens it
+
+
+def test_an_intent_round_trips_with_its_legs_in_decimal() -> None:
+    leg = Leg(
+        venue="binance", instrument="BTC/USDT", symbol="BTC/USDT", side=Side.BUY, amount=Decimal("0.1"),
+        limit_price=Decimal("65000.12"),
+    )  # fmt: skip
+    intent = ExecutionIntent(
+        id="x1", opportunity_id="o1", instrument="BTC/USDT", legs=(leg,), predicted_net_edge_bps=8.5,
+        predicted_profit=0.55, ts=NS,
+    )  # fmt: skip
+
+    decoded = msgspec.json.decode(msgspec.json.encode(intent), type=ExecutionIntent)
+
+    assert decoded == intent
+    assert decoded.mode == "paper"
+    assert decoded.legs[0].limit_price == Decimal("65000.12")

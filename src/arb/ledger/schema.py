@@ -4,29 +4,41 @@ The schema itself is created and changed only by the Alembic migrations in `arb.
 see `arb.ledger.migrate`); these models are what the code reads and writes, and what `alembic revision
 --autogenerate` compares the database with when a new migration is written.
 
-Numbers: opportunities are market-data estimates computed by the scanner in float64 (see `arb.model.Opportunity`),
-so they are stored as DOUBLE PRECISION; booked money (orders, fills, PnL) will get `Numeric` columns. Times are UTC
-nanoseconds in BIGINT, like every timestamp in arb.
+Numbers: opportunities, and the predictions an execution intent keeps, are market-data estimates computed by the
+scanner in float64 (see `arb.model.Opportunity`), so they are stored as DOUBLE PRECISION. Booked money (order amounts
+and prices, fills, fees, realized PnL) is `Money`: exact decimals, never through float (see `Money` for why SQLite
+needs more than `Numeric`). Times are UTC nanoseconds in BIGINT, like every timestamp in arb.
+
+Tables: `opportunities` / `opportunity_events` (the scanner's lifecycles, rev 0001); `execution_intents`, `orders`,
+`order_events`, `fills`, `trading_state`, `risk_events` (execution and risk, rev 0002, written through
+`arb.ledger.execution`).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, Final
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Dialect,
     Double,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from arb.model import IntentStatus, OrderStatus, OrderType, Side, TimeInForce
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(column_0_label)s",
@@ -39,6 +51,47 @@ NAMING_CONVENTION: Final = {
 
 EventId = BigInteger().with_variant(Integer(), "sqlite")
 """BIGINT on PostgreSQL; INTEGER on SQLite, where only an INTEGER PRIMARY KEY is the autoincrementing rowid."""
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact decimal column: NUMERIC (arbitrary precision) on PostgreSQL, the decimal's text on SQLite.
+
+    Why not plain `Numeric` on SQLite: SQLite has no decimal type. A NUMERIC column stores a number as REAL (a 64-bit
+    float), and SQLAlchemy's Numeric reads it back through float: 0.3 comes back as 0.299999999999999989 from a
+    `Numeric(38, 18)` column, a 22-digit value loses its tail. Stored as text (a VARCHAR column has TEXT affinity) the
+    value round-trips exactly, trailing zeros included. The price: SQLite cannot do arithmetic on it (SUM would go
+    through float), so the ledger sums money in Python (`arb.ledger.execution`), on both databases alike.
+
+    Binding refuses anything but a finite Decimal (or int): a float here would already have lost the value.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String())
+        return dialect.type_descriptor(Numeric(asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, Decimal | int):
+            raise TypeError(f"money must be a Decimal, got {type(value).__name__} {value!r}")
+        amount = Decimal(value)
+        if not amount.is_finite():
+            raise ValueError(f"money must be a finite Decimal, got {value!r}")
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK expression `column IN (...)` over strings (StrEnum members are their values)."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -106,6 +159,164 @@ class OpportunityEventRow(Base):
     )
 
 
+class ExecutionIntentRow(Base):
+    """One execution, written before any of its orders leaves (write-ahead); keyed by the deterministic execution id.
+
+    `legs` is the planned legs (`arb.model.Leg`, without orders) as msgspec JSON. The predictions are the scanner's
+    float estimates; `realized_pnl` (quote currency) is booked money, set by the executor / hedger when known, at
+    `realized_ns`. `final_ns` is when it last reached a final status (NULL while it is not in one).
+    """
+
+    __tablename__ = "execution_intents"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    opportunity_id: Mapped[str] = mapped_column(String)
+    instrument: Mapped[str] = mapped_column(String)
+    mode: Mapped[str] = mapped_column(String)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    predicted_net_edge_bps: Mapped[float] = mapped_column(Double)
+    predicted_profit: Mapped[float] = mapped_column(Double)
+    legs: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    realized_ns: Mapped[int | None] = mapped_column(BigInteger)
+    final_ns: Mapped[int | None] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("mode", ("paper", "live")), name="mode"),
+        CheckConstraint(_one_of("status", IntentStatus), name="status"),
+        Index("ix_execution_intents_status", "status"),
+        Index("ix_execution_intents_created_ns", "created_ns"),
+        Index("ix_execution_intents_realized_ns", "realized_ns"),
+    )
+
+
+class OrderRow(Base):
+    """One order of an execution (a paired leg, or a hedge / unwind order), keyed by its client order id.
+
+    `leg` numbers the orders of one intent (unique within it): the planned legs' positions, then hedge orders.
+    `status`, `filled`, `average_price`, `venue_order_id` are the latest state; every change is an `order_events`
+    row written in the same transaction.
+    """
+
+    __tablename__ = "orders"
+
+    client_id: Mapped[str] = mapped_column(String, primary_key=True)
+    intent_id: Mapped[str] = mapped_column(String, ForeignKey("execution_intents.id"))
+    leg: Mapped[int] = mapped_column(Integer)
+    venue: Mapped[str] = mapped_column(String)
+    symbol: Mapped[str] = mapped_column(String)
+    side: Mapped[str] = mapped_column(String)
+    type: Mapped[str] = mapped_column(String)
+    time_in_force: Mapped[str] = mapped_column(String)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String)
+    venue_order_id: Mapped[str | None] = mapped_column(String)
+    filled: Mapped[Decimal] = mapped_column(Money)
+    average_price: Mapped[Decimal | None] = mapped_column(Money)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("intent_id", "leg", name="uq_orders_intent_leg"),
+        CheckConstraint(_one_of("side", Side), name="side"),
+        CheckConstraint(_one_of("type", OrderType), name="type"),
+        CheckConstraint(_one_of("time_in_force", TimeInForce), name="time_in_force"),
+        CheckConstraint(_one_of("status", OrderStatus), name="status"),
+        Index("ix_orders_status", "status"),
+        Index("ix_orders_venue_venue_order_id", "venue", "venue_order_id"),
+    )
+
+
+class OrderEventRow(Base):
+    """One transition of one order: `from_status` -> `to_status` at `ts_ns`, with `filled` after it.
+
+    The first row of an order (its creation, status new) has no `from_status`. `detail` says why (the venue's
+    answer, "timeout", "resolved by fetch_order", ...).
+    """
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String, ForeignKey("orders.client_id", ondelete="CASCADE"))
+    from_status: Mapped[str | None] = mapped_column(String)
+    to_status: Mapped[str] = mapped_column(String)
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text)
+    filled: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (Index("ix_order_events_client_id", "client_id", "id"),)
+
+
+class FillRow(Base):
+    """One execution a venue reported, booked once: unique on (venue, trade_id).
+
+    `client_id` is not a foreign key on purpose: a fill the venue reports for an order the ledger does not know (a
+    manual trade, a bug) still moved the venue's balances, and the ledger's positions must say so.
+    """
+
+    __tablename__ = "fills"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    venue: Mapped[str] = mapped_column(String)
+    trade_id: Mapped[str] = mapped_column(String)
+    client_id: Mapped[str] = mapped_column(String)
+    symbol: Mapped[str] = mapped_column(String)
+    side: Mapped[str] = mapped_column(String)
+    price: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    fee: Mapped[Decimal] = mapped_column(Money)
+    fee_currency: Mapped[str] = mapped_column(String)
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("venue", "trade_id", name="uq_fills_venue_trade_id"),
+        CheckConstraint(_one_of("side", Side), name="side"),
+        Index("ix_fills_client_id", "client_id"),
+        Index("ix_fills_ts_ns", "ts_ns"),
+    )
+
+
+class TradingStateRow(Base):
+    """The trading state's history (active / reducing / halted): one row per change, the latest row (by id) wins."""
+
+    __tablename__ = "trading_state"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String)
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint(_one_of("state", ("active", "reducing", "halted")), name="state"),)
+
+
+class RiskEventRow(Base):
+    """A risk decision worth keeping (a denial, a limit reached, the kill switch): `reason` is a stable code, `data`
+    the rest of its context as a JSON object."""
+
+    __tablename__ = "risk_events"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    ts_ns: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(String)
+    detail: Mapped[str] = mapped_column(Text)
+    execution_id: Mapped[str | None] = mapped_column(String)
+    venue: Mapped[str | None] = mapped_column(String)
+    data: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_risk_events_ts_ns", "ts_ns"),)
+
+
 OPPORTUNITIES: Final[Table] = Base.metadata.tables["opportunities"]
 OPPORTUNITY_EVENTS: Final[Table] = Base.metadata.tables["opportunity_events"]
-"""The tables as Core `Table`s, for the writer's bulk upserts and the queries (no ORM session on either path)."""
+INTENTS: Final[Table] = Base.metadata.tables["execution_intents"]
+ORDERS: Final[Table] = Base.metadata.tables["orders"]
+ORDER_EVENTS: Final[Table] = Base.metadata.tables["order_events"]
+FILLS: Final[Table] = Base.metadata.tables["fills"]
+TRADING_STATE: Final[Table] = Base.metadata.tables["trading_state"]
+RISK_EVENTS: Final[Table] = Base.metadata.tables["risk_events"]
+"""The tables as Core `Table`s, for the writers' bulk upserts and the queries (no ORM session on any path)."""

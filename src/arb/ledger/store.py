@@ -5,6 +5,7 @@
             w.put(event)
         rows = await ledger.recent_opportunities(limit=20, instrument="BTC/USDT", open_only=True)
         one = await ledger.opportunity(rows[0].id)
+        store = ledger.execution()                          # intents, orders, fills, positions, trading state
 
 Opening runs the shipped Alembic migrations (`arb.ledger.migrate`); a database migrated by a newer arb is refused.
 The URL may carry a password: it is only ever logged or shown masked.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from sqlalchemy import Row, Select, select
@@ -28,6 +29,9 @@ from arb.ledger.records import OpportunityEventRecord, OpportunityRecord
 from arb.ledger.schema import OPPORTUNITIES, OPPORTUNITY_EVENTS
 from arb.ledger.writer import OpportunityLedgerWriter
 from arb.model import Opportunity
+
+if TYPE_CHECKING:
+    from arb.ledger.execution import ExecutionStore
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ class Ledger:
         self._engine = engine
         self._revision = revision
         self._closed = False
+        self._execution: ExecutionStore | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -110,6 +115,16 @@ class Ledger:
             retry_max_s=retry_max_s,
             close_timeout_s=close_timeout_s,
         )
+
+    def execution(self) -> ExecutionStore:
+        """The execution and risk tables (intents, orders, fills, positions, trading state, risk events): see
+        `arb.ledger.execution`. One store per ledger, usable while the ledger is open."""
+        self._check_open()
+        if self._execution is None:
+            from arb.ledger.execution import ExecutionStore
+
+            self._execution = ExecutionStore(self)
+        return self._execution
 
     async def recent_opportunities(
         self, limit: int = 50, *, instrument: str | None = None, open_only: bool = False

@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL, make_url
 
 from arb.ledger import open_ledger
 from arb.ledger.migrate import VERSION_TABLE, head_revision, mask
+from arb.ledger.schema import Base
 
 PG_URL = os.environ.get("ARB_TEST_PG_URL") or "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 SQLITE_QUERY = "?timeout=0.05"
@@ -78,7 +79,7 @@ async def _pg_reset(url: URL) -> bool:
         except asyncpg.UndefinedTableError:
             revision = None
         if revision == head_revision():
-            await conn.execute("TRUNCATE opportunities, opportunity_events RESTART IDENTITY")
+            await conn.execute(f"TRUNCATE {', '.join(Base.metadata.tables)} RESTART IDENTITY CASCADE")
             return True
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         return False
