@@ -1,19 +1,24 @@
 """Measure the scanner against the local venues' ground truth: recall, precision and detection latency.
 
 Why the true edge is recomputed here: the sim records each dislocation with every venue's book as it was right after
-the shift (`Dislocation.books`). The *true* net edge of a dislocation is what the plain-Python reference scanner
+the shift (`Dislocation.books`), and again each later time one of those books was refreshed while it lasted
+(`Dislocation.moments`). The *true* net edge at a moment is what the plain-Python reference scanner
 (`arb.scanner.reference`, independent of the kernel) computes on those books with the same costs and limits: the best
-pair that buys or sells on the dislocated venue in the direction of the shift. It is exact at the instant of injection;
-by the time the update has crossed the venue's WebSocket, ccxt, the grid and the mirror, the other books may have
-moved by venue noise (a fraction of a bp). So dislocations whose true net edge lies within `band` of the threshold are
-counted as borderline and left out of both recall and precision (and reported), instead of being scored on noise.
+pair that buys or sells on the dislocated venue in the direction of the shift. Why moments: the other venues keep
+moving while a dislocation lasts (price walk, venue noise, each book refreshed on its own clock), so a shift that
+offered 9 bps at injection can offer 11 bps half a second later, and a scanner that reports it then is right. What is
+exact at a moment is only approximately what the scanner saw (its books crossed WebSockets, ccxt, the grid and the
+mirror), so dislocations whose best true net edge lies within `band` of the threshold are counted as borderline and
+left out of both recall and precision (and reported), instead of being scored on noise.
 
 Scoring:
-  recall    = dislocations above threshold + band that some opportunity event (opened/updated) on their instrument,
-              with the dislocated venue on the side the shift favours, matched between start and end + `grace_ms`
-  precision = opened opportunities explained by a dislocation above threshold - band (same matching) / all opened
-              opportunities not explained only by borderline ones
-  detection latency = first matching event time - dislocation start (both UTC ns on this host)
+  recall    = dislocations whose best true net edge >= threshold + band that some opportunity event (opened/updated)
+              on their instrument, with the dislocated venue on the side the shift favours, matched between start
+              and end + `grace_ms`
+  precision = opened opportunities explained by a dislocation whose true net edge was >= threshold - band at some
+              moment up to the event (same matching) / all opened opportunities not explained only by borderline ones
+  detection latency = first matching event time - the first moment the true net edge reached threshold + band (the
+              start, unless the other venues moved it there later); both UTC ns on this host
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from arb.scanner import reference
 if TYPE_CHECKING:
     from arb.scanner.costs import CostModel
     from arb.scanner.kernel import Limits
-    from arb.sim.market import Dislocation
+    from arb.sim.market import BookLevels, Dislocation
 
 
 class TrueEdge(msgspec.Struct, frozen=True):
@@ -68,15 +73,17 @@ class TruthReport(msgspec.Struct, kw_only=True):
     band_bps: float
 
 
-def true_edge(d: Dislocation, costs: CostModel, limits: Limits) -> TrueEdge | None:
-    """The best sized pair through the dislocated venue, in the shift's direction, on the recorded books (None when
-    no pair with another venue of the layout can trade the minimum notional)."""
+def true_edge(
+    d: Dislocation, costs: CostModel, limits: Limits, books: dict[str, BookLevels] | None = None
+) -> TrueEdge | None:
+    """The best sized pair through the dislocated venue, in the shift's direction, on `books` (default: as recorded
+    at the start); None when no pair with another venue of the layout can trade the minimum notional."""
     layout = costs.layout
     if not layout.has_instrument(d.instrument) or not layout.has_venue(d.venue):
         return None
     i = layout.instrument_index(d.instrument)
     quotes: dict[str, Quote] = {}
-    for venue, (bids, asks) in d.books.items():
+    for venue, (bids, asks) in (d.books if books is None else books).items():
         if not layout.has_venue(venue) or not costs.listed[i, layout.venue_index(venue)] or not bids or not asks:
             continue
         quotes[venue] = Quote(
@@ -102,6 +109,20 @@ def true_edge(d: Dislocation, costs: CostModel, limits: Limits) -> TrueEdge | No
         if found is not None and (best is None or found.net * 1e4 > best.net_bps):
             best = TrueEdge(d.id, d.instrument, d.venue, buy, sell, found.net * 1e4)
     return best
+
+
+def edge_path(d: Dislocation, costs: CostModel, limits: Limits) -> list[tuple[int, float | None]]:
+    """(time, true net edge in bps or None) at the start and at each recorded later moment of `d`, in time order."""
+    path: list[tuple[int, float | None]] = []
+    for ts, books in [(d.start_ns, d.books), *((m.ts_ns, m.books) for m in d.moments)]:
+        edge = true_edge(d, costs, limits, books)
+        path.append((ts, None if edge is None else edge.net_bps))
+    return path
+
+
+def _best(path: list[tuple[int, float | None]], until_ns: int | None = None) -> float | None:
+    nets = [net for ts, net in path if net is not None and (until_ns is None or ts <= until_ns)]
+    return max(nets) if nets else None
 
 
 def _matches(event: OpportunityEvent, d: Dislocation, grace_ns: int) -> bool:
@@ -136,28 +157,27 @@ def score(
     evs = [e for e in found_by if lo <= e.ts < hi]
     threshold = limits.min_edge * 1e4
     grace = int(grace_ms * 1e6)
-    edges = {d.id: true_edge(d, costs, limits) for d in everything}
-    above = [d for d in dislocations if (t := edges[d.id]) is not None and t.net_bps >= threshold + band_bps]
-    borderline_ids = {
-        d.id for d in dislocations if (t := edges[d.id]) is not None and abs(t.net_bps - threshold) < band_bps
-    }
+    paths = {d.id: edge_path(d, costs, limits) for d in everything}
+    edges = {i: _best(path) for i, path in paths.items()}
+    above = [d for d in dislocations if (t := edges[d.id]) is not None and t >= threshold + band_bps]
+    borderline_ids = {d.id for d in dislocations if (t := edges[d.id]) is not None and abs(t - threshold) < band_bps}
     latencies: list[float] = []
     missed: list[int] = []
     for d in above:
-        hits = [ev.ts for ev in found_by if _matches(ev, d, grace)]
+        # from when the venues first offered it: at the start, or at a later moment (the others moved there)
+        since = next(ts for ts, net in paths[d.id] if net is not None and net >= threshold + band_bps)
+        hits = [ev.ts for ev in found_by if ev.ts >= since and _matches(ev, d, grace)]
         if hits:
-            latencies.append((min(hits) - d.start_ns) / 1e6)
+            latencies.append((min(hits) - since) / 1e6)
         else:
             missed.append(d.id)
-    above_ids = {d.id for d in above}
     opened = [ev for ev in evs if ev.type == "opened"]
     tp = fp = 0
     fp_ids: list[str] = []
     for ev in opened:
         explaining = {d.id for d in everything if _matches(ev, d, grace)}
-        if explaining & above_ids or any(
-            (t := edges[i]) is not None and t.net_bps >= threshold - band_bps for i in explaining
-        ):
+        # true if the venues offered it at some moment up to the event (not one after: that would be luck)
+        if any((t := _best(paths[i], ev.ts)) is not None and t >= threshold - band_bps for i in explaining):
             tp += 1
         elif explaining and explaining <= borderline_ids:
             continue
@@ -166,7 +186,7 @@ def score(
             fp_ids.append(ev.opportunity.id)
     found = len(above) - len(missed)
     lat = np.asarray(latencies)
-    nets = [t.net_bps for d in above if (t := edges[d.id]) is not None]
+    nets = [t for d in above if (t := edges[d.id]) is not None]
     return TruthReport(
         dislocations=len(dislocations),
         above=len(above),

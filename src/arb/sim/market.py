@@ -202,6 +202,14 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 BookLevels = tuple[list[tuple[float, float]], list[tuple[float, float]]]
 
 
+class BooksAt(msgspec.Struct, frozen=True, kw_only=True):
+    """A later moment of dislocation `id`: every venue's book of its instrument at `ts_ns` (`Dislocation.moments`)."""
+
+    id: int
+    ts_ns: int
+    books: dict[str, BookLevels]
+
+
 class Dislocation(msgspec.Struct, frozen=True, kw_only=True):
     """Ground truth: venue X's book for `instrument` was shifted by `bps` from start_ns (incl.) to end_ns (excl.)."""
 
@@ -216,6 +224,10 @@ class Dislocation(msgspec.Struct, frozen=True, kw_only=True):
     books: dict[str, BookLevels] = {}
     """Every venue's book of `instrument` right after the shift (bids, asks best first; in the truth log only), so a
     check can compute the true net edge of the dislocation from what the venues actually showed."""
+    moments: list[BooksAt] = []
+    """The same, each later time one of those books was refreshed while the dislocation lasted (truth log only): the
+    other venues keep moving (price walk, venue noise), so the edge the venues offered changes during the
+    dislocation, and a scanner is right to report it once it crosses the threshold later."""
 
     def active_at(self, ts_ns: int) -> bool:
         return self.start_ns <= ts_ns < self.end_ns
@@ -622,6 +634,7 @@ class Market:
         phi = math.exp(-dt * math.log(2) / cfg.noise_half_life_s)
         p = min(1.0, cfg.book_update_hz * dt) if dt > 0 else 0.0
         emitted = 0
+        refreshed: dict[str, np.ndarray] = {}
         # venues with a dislocation starting or ending go first: their update is the one a scanner is measured on
         for venue, feed in sorted(self.feeds.items(), key=lambda kv: kv[0] not in forced):
             n = len(feed.books)
@@ -642,22 +655,42 @@ class Market:
             updates = feed._refresh(self, np.flatnonzero(selected), now)
             emitted += len(updates)
             feed._emit(updates)
+            if self.truth is not None and self.active:
+                refreshed[venue] = selected
         self.steps += 1
         self.updates += emitted
+        self._record_moments(now, refreshed)
         self._record_started()
         return emitted
+
+    def _books_of(self, instrument: str) -> dict[str, BookLevels]:
+        books: dict[str, BookLevels] = {}
+        for venue, feed in self.feeds.items():
+            if instrument in feed.by_instrument:
+                bids, asks = self.book(venue, instrument).levels()
+                books[venue] = ([(p, q) for p, q in bids], [(p, q) for p, q in asks])
+        return books
+
+    def _record_moments(self, now: int, refreshed: dict[str, np.ndarray]) -> None:
+        """Record every venue's book of each running dislocation's instrument when one of them was refreshed now."""
+        if self.truth is None or not refreshed:
+            return
+        starting = {d.id for d in self._unrecorded}  # recorded whole by `_record_started`
+        for d in self.active:
+            if d.id in starting:
+                continue
+            for venue, selected in refreshed.items():
+                book = self.feeds[venue].by_instrument.get(d.instrument)
+                if book is not None and selected[book.row]:
+                    self.truth.record_moment(BooksAt(id=d.id, ts_ns=now, books=self._books_of(d.instrument)))
+                    break
 
     def _record_started(self) -> None:
         """Write the dislocations started since the last call to the truth log, with every venue's book as shifted."""
         if self.truth is None or not self._unrecorded:
             return
         for d in self._unrecorded:
-            books: dict[str, BookLevels] = {}
-            for venue, feed in self.feeds.items():
-                if d.instrument in feed.by_instrument:
-                    bids, asks = self.book(venue, d.instrument).levels()
-                    books[venue] = ([(p, q) for p, q in bids], [(p, q) for p, q in asks])
-            self.truth.record(msgspec.structs.replace(d, books=books))
+            self.truth.record(msgspec.structs.replace(d, books=self._books_of(d.instrument)))
         self._unrecorded.clear()
 
     def expire(self, now_ns: int | None = None) -> int:

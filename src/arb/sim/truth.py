@@ -3,7 +3,9 @@
 Why both sinks: a file survives the run and is what an offline check (backtest, benchmark report) reads; a Redis
 stream sits next to the price grid, so a live check can line up "what was injected" with "what the scanner saw" in one
 place, in order. Each record is one `Dislocation` (venue, instrument, symbol, bps, start_ns, end_ns, id, source),
-written when the dislocation starts, with its planned end.
+written when the dislocation starts, with its planned end. The file also holds every venue's book of the instrument
+at the start and, as `BooksAt` lines (`{"id", "ts_ns", "books"}`), each later time one of those books was refreshed
+while the dislocation lasted; `read_truth_file` folds them into `Dislocation.moments`.
 
 Redis writes are asynchronous (the market steps synchronously); `close()` waits for the ones in flight, so a closed
 log is complete.
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from arb.sim.market import Dislocation
+from arb.sim.market import BooksAt, Dislocation
 from arb.tasks import spawn
 
 if TYPE_CHECKING:
@@ -30,7 +32,6 @@ TRUTH_STREAM: Final = "{arb}:sim:truth"
 """Default stream key; the `{arb}` hash tag keeps it in the grid's Redis Cluster slot."""
 
 _ENCODER: Final = msgspec.json.Encoder()
-_DECODER: Final = msgspec.json.Decoder(Dislocation)
 _FIELDS: Final = ("id", "venue", "instrument", "symbol", "bps", "start_ns", "end_ns", "source")
 
 
@@ -66,6 +67,12 @@ class TruthLog:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+    def record_moment(self, moment: BooksAt) -> None:
+        """A later moment of a recorded dislocation (file only: the stream carries what started, not the books)."""
+        if self.path is not None:
+            with self.path.open("ab") as f:
+                f.write(_ENCODER.encode(moment) + b"\n")
+
     async def _xadd(self, d: Dislocation) -> None:
         if self.redis is None:
             return
@@ -83,9 +90,28 @@ class TruthLog:
 
 
 def read_truth_file(path: Path | str) -> list[Dislocation]:
-    """Every record of a truth JSON-lines file, in order."""
+    """Every dislocation of a truth JSON-lines file, in order, with its later moments (`Dislocation.moments`).
+
+    Raises ValueError naming the line when one is neither a dislocation nor a moment of an earlier one."""
+    out: list[Dislocation] = []
+    moments: dict[int, list[BooksAt]] = {}
     with Path(path).open("rb") as f:
-        return [_DECODER.decode(line) for line in f if line.strip()]
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                raw = msgspec.json.decode(line)
+                if isinstance(raw, dict) and "venue" in raw:  # a moment has no `venue` field of its own
+                    out.append(msgspec.convert(raw, Dislocation))
+                    continue
+                moment = msgspec.convert(raw, BooksAt)
+            except msgspec.MsgspecError as exc:
+                raise ValueError(f"{path}:{n}: not a truth record: {exc}") from None
+            moments.setdefault(moment.id, []).append(moment)
+    known = {d.id for d in out}
+    if unknown := sorted(set(moments) - known):
+        raise ValueError(f"{path}: moments of dislocations that were never recorded: {unknown[:5]}")
+    return [msgspec.structs.replace(d, moments=moments[d.id]) if d.id in moments else d for d in out]
 
 
 async def read_truth_stream(redis: aioredis.Redis, stream: str = TRUTH_STREAM) -> list[Dislocation]:

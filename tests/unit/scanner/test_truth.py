@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from arb.model import Opportunity, OpportunityEvent
 from arb.scanner.costs import CostModel
 from arb.scanner.truth import score, true_edge
-from arb.sim.market import Dislocation
+from arb.sim.market import BooksAt, Dislocation
 from tests.support import MS, NS
 
 from .support import LIMITS, layout_of, settings
@@ -78,6 +79,23 @@ def test_recall_precision_and_latency_count_what_matched_in_time() -> None:
     assert report.precision == pytest.approx(3 / 5)
     assert report.detection_latency_ms_p50 == pytest.approx(26.0)  # 12 ms and 40 ms
     assert report.detection_latency_ms_max == pytest.approx(40.0)
+
+
+def test_an_edge_the_other_venues_opened_later_is_true_from_that_moment_and_latency_counts_from_it() -> None:
+    # c shifted up 15 bps: below the threshold at the start; 300 ms later a and b fell 40 bps, so selling on c
+    # then clears it. An event before that moment is a false positive, one after it is found, timed from it.
+    later = books("c", 15.0)
+    for v in "ab":
+        bids, asks = later[v]
+        later[v] = ([(p * (1 - 40 / 1e4), q) for p, q in bids], [(p * (1 - 40 / 1e4), q) for p, q in asks])
+    d = msgspec.structs.replace(dislocation(1, "c", 15.0), moments=[BooksAt(id=1, ts_ns=NS + 300 * MS, books=later)])
+
+    early = score([d], [opened("a", "c", NS + 100 * MS)], COSTS, LIMITS)
+    assert (early.above, early.found, early.false_positives) == (1, 0, 1)
+
+    report = score([d], [opened("a", "c", NS + 320 * MS)], COSTS, LIMITS)
+    assert (report.above, report.found, report.false_positives) == (1, 1, 0)
+    assert report.detection_latency_ms_max == pytest.approx(20.0)
 
 
 def test_an_event_after_the_dislocation_ended_plus_grace_does_not_count() -> None:

@@ -179,6 +179,36 @@ def test_every_dislocation_goes_to_the_truth_file(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
+def test_while_a_dislocation_lasts_each_refresh_of_its_instrument_records_every_venues_book(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    m = market(
+        MarketConfig(seed=3, volatility_bps=50.0, venue_noise_bps=0.0, book_update_hz=10.0), truth=TruthLog(path)
+    )
+    m.step(NS)
+    d = m.inject("binance", "BTC/USD", bps=30, duration_ms=500, now_ns=NS)
+
+    m.step(NS + 100 * MS)  # 10 Hz over 100 ms: books refresh, the walk moves kraken's BTC away from the start
+    m.step(NS + 200 * MS)
+    kraken_bid = m.book("kraken", "BTC/USD").levels()[0][0].price
+    m.step(NS + 700 * MS)  # the dislocation has ended: no more moments
+
+    recorded = read_truth_file(path)
+    assert [r.id for r in recorded] == [d.id]
+    moments = recorded[0].moments
+    assert [x.ts_ns for x in moments] == [NS + 100 * MS, NS + 200 * MS]
+    last = moments[-1].books
+    assert set(last) == {"binance", "kraken"}
+    assert last["kraken"][0][0][0] == kraken_bid
+    assert last["kraken"] != recorded[0].books["kraken"]  # what the venues offered moved after the start
+
+
+def test_a_truth_file_with_a_moment_of_an_unknown_dislocation_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    path.write_bytes(b'{"id": 7, "ts_ns": 1, "books": {}}\n')
+    with pytest.raises(ValueError, match=r"never recorded: \[7\]"):
+        read_truth_file(path)
+
+
 def test_a_schedule_injects_random_dislocations_within_its_ranges_and_records_them() -> None:
     schedule = DislocationSchedule(rate_per_min=600, bps=(30, 60), duration_ms=(200, 400), venues=("kraken",))
     truth = TruthLog()
