@@ -16,6 +16,8 @@ Control endpoints (exempt from every fault, JSON in and out):
     POST /_sim/dislocations   {"symbol": "BTC/USDT", "bps": 50, "duration_ms": 2000}  (or "instrument": "BTC/USD")
     GET  /_sim/book?symbol=BTC/USDT&depth=20
     GET  /_sim/stats
+    POST /_sim/accounts, GET /_sim/accounts/{key}, POST|GET /_sim/order-faults, GET /_sim/orders
+                              (private trading: `SimVenue.trading`, see arb.sim.trading)
 
 Lifecycle: `async with SimVenue(...)` (or `SimExchangeGroup`, which also runs the market). A venue refuses to start
 twice or after close; closing sends every client a close frame, waits briefly for the handlers, then stops the server.
@@ -49,6 +51,7 @@ from arb.sim.market import (
     VenueFeed,
     seeded_basis_bps,
 )
+from arb.sim.trading import Trading
 from arb.tasks import cancel_and_wait, spawn
 
 if TYPE_CHECKING:
@@ -149,6 +152,13 @@ def _get_handler(
         return result if body is None else body(result)
 
     return handler
+
+
+def cut_connection(request: web.Request) -> None:
+    """Drop a REST request's TCP connection without an answer (what a network cut looks like to the client)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
 
 
 class Connection:
@@ -306,6 +316,8 @@ class SimVenue:
         self.market_ids: list[str] = [protocol.market_id(b.symbol) for b in self.feed.books]
         self.books_by_market_id: dict[str, Book] = dict(zip(self.market_ids, self.feed.books, strict=True))
         self.faults = Faults(self)
+        self.trading = Trading(venue_id, self.feed.books)
+        """Accounts, orders and order faults; protocols with private endpoints serve them (arb.sim.trading)."""
         self.stats: Counter[str] = Counter()
         self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
         """(monotonic time, method, path with query) of every REST request, newest last."""
@@ -444,6 +456,7 @@ class SimVenue:
 
     def _on_updates(self, updates: Sequence[BookUpdate]) -> None:
         self.stats["book_updates"] += len(updates)  # the offered load (benchmarks compare what arrived with it)
+        self.trading.on_updates(updates)  # resting orders the book now crosses fill first
         subs = self._subs
         if not subs or self.faults.stalled():
             return
@@ -549,6 +562,17 @@ class SimVenue:
         app.router.add_post("/_sim/dislocations", self._post_dislocation)
         app.router.add_get("/_sim/book", self._get_book)
         app.router.add_get("/_sim/stats", self._get_stats)
+        trading = self.trading
+        app.router.add_post("/_sim/accounts", _control(lambda r, body: trading.apply_account_change(body)))
+        app.router.add_get(
+            "/_sim/accounts/{key}", _control(lambda r, body: trading.account_json(r.match_info["key"]), missing=404)
+        )
+        app.router.add_post("/_sim/order-faults", _control(lambda r, body: trading.arm_fault(body)))
+        app.router.add_get("/_sim/order-faults", _control(lambda r, body: trading.faults.state()))
+        app.router.add_get(
+            "/_sim/orders",
+            _control(lambda r, body: trading.orders_json(r.query.get("api_key"), r.query.get("symbol"))),
+        )
 
     async def _post_fault(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -594,6 +618,24 @@ class SimVenue:
         return web.json_response(
             {"stats": dict(self.stats), "connections": len(self._conns), "injected": dict(self.faults.injected)}
         )
+
+
+def _control(
+    fn: Callable[[web.Request, bytes], Any], *, missing: int = 422
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A JSON control handler: `fn(request, body)`'s result as JSON; a bad body is 422 (a missing key `missing`)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            result = fn(request, body)
+        except KeyError as e:
+            return web.json_response({"error": str(e).strip('"')}, status=missing)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as e:
+            return web.json_response({"error": str(e)}, status=422)
+        return web.Response(body=orjson.dumps(result), content_type="application/json")
+
+    return handler
 
 
 class _DislocationRequest(msgspec.Struct, forbid_unknown_fields=True):

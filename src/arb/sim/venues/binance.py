@@ -26,6 +26,10 @@ Deviations, on purpose: every stream updates at the market's pace (the `@1000ms`
 conflated); the book has the market's depth (20+ levels), so `limit=5000` returns what there is; request weights are
 counted in `X-MBX-USED-WEIGHT-1M` but never enforced (rate limits come from the fault switchboard).
 
+Private trading (signed orders, open orders, trades, account; real HMAC and timestamp checks) is served by
+`arb.sim.venues.binance_trading` over the venue's `SimVenue.trading` core (`arb.sim.trading`); exchangeInfo's
+PRICE_FILTER / LOT_SIZE / NOTIONAL filters are the rules orders are checked against.
+
 Wallet (deposit/withdraw status, networks, withdrawal fees): `GET /sapi/v1/capital/config/getall`, signed, served by
 `arb.sim.venues.binance_wallet` (https://developers.binance.com/docs/wallet/capital/all-coins-info); its switches are
 `BinanceProtocol.wallets` and `POST /_sim/wallets`.
@@ -54,6 +58,7 @@ from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 from arb.sim.venues.binance_futures import PREFIX, BinanceFutures, FuturesRefused, is_perp, wire_id
+from arb.sim.venues.binance_trading import BinanceTrading, rules_filters
 from arb.sim.venues.binance_wallet import BinanceWallets
 
 if TYPE_CHECKING:
@@ -195,6 +200,8 @@ class BinanceProtocol(Protocol):
         """Deposit/withdraw switches and fees per coin (filled with every listed asset when the venue starts)."""
         self.futures = BinanceFutures()
         """USD-M perpetuals' funding (seeded for every listed perp when the venue starts; `set_funding` changes it)."""
+        self.trading = BinanceTrading()
+        """The signed spot trading endpoints (orders, trades, account) over the venue's `SimVenue.trading` core."""
 
     def market_id(self, symbol: str) -> str:
         base, sep, rest = symbol.partition("/")
@@ -246,6 +253,14 @@ class BinanceProtocol(Protocol):
             asset_id=lambda code: _ASSET_IDS.get(code, code),
             respond=lambda payload, weight: _json(payload, weight, venue),
             error=_error,
+        )
+        self.trading.install(
+            venue,
+            app,
+            market_id=self.market_id,
+            respond=lambda payload, weight: _json(payload, weight, venue),
+            error=_error,
+            rate_limited=self.rate_limited,
         )
 
     @staticmethod
@@ -309,6 +324,7 @@ class BinanceProtocol(Protocol):
 
     def _symbol_info(self, venue: SimVenue, market_id: str) -> dict[str, Any]:
         book = venue.books_by_market_id[market_id]
+        checked = rules_filters(venue.trading.rules(book.symbol))  # the filters orders are checked against
         base, _, quote = book.symbol.partition("/")
         return {
             "symbol": market_id,
@@ -330,18 +346,8 @@ class BinanceProtocol(Protocol):
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {
-                    "filterType": "PRICE_FILTER",
-                    "minPrice": _f8(book.tick),
-                    "maxPrice": "1000000000.00000000",
-                    "tickSize": _f8(book.tick),
-                },
-                {
-                    "filterType": "LOT_SIZE",
-                    "minQty": _f8(book.step),
-                    "maxQty": "900000000.00000000",
-                    "stepSize": _f8(book.step),
-                },
+                checked["PRICE_FILTER"],
+                checked["LOT_SIZE"],
                 {"filterType": "ICEBERG_PARTS", "limit": 10},
                 {
                     "filterType": "MARKET_LOT_SIZE",
@@ -356,14 +362,7 @@ class BinanceProtocol(Protocol):
                     "minTrailingBelowDelta": 10,
                     "maxTrailingBelowDelta": 2000,
                 },
-                {
-                    "filterType": "NOTIONAL",
-                    "minNotional": "5.00000000",
-                    "applyMinToMarket": True,
-                    "maxNotional": "9000000.00000000",
-                    "applyMaxToMarket": False,
-                    "avgPriceMins": 5,
-                },
+                checked["NOTIONAL"],
                 {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
                 {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
             ],

@@ -52,6 +52,10 @@ Deviations, on purpose:
 - Every stream updates at the market's pace; the book has the market's depth (20+ levels), so `sz=400` returns what
   there is. Candles are the deterministic series of `arb.sim.venues.binance._candles`; `1M`/`3M` bars are 30/90 days.
 
+Private trading (orders, fills, balances; real OK-ACCESS-* signature, timestamp and passphrase checks) is served by
+`arb.sim.venues.okx_trading` over the venue's `SimVenue.trading` core (`arb.sim.trading`); orders are checked against
+the `tickSz` / `lotSz` / `minSz` the instruments list shows.
+
 Any venue id can be served by this module with its own symbols; market ids are `BASE-QUOTE` currency ids, with
 ccxt's `commonCurrencies` for okx reversed (`AET` -> `AE`).
 """
@@ -71,6 +75,7 @@ from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 from arb.sim.venues.binance import _candles
+from arb.sim.venues.okx_trading import OkxTrading
 
 if TYPE_CHECKING:
     from arb.sim.market import Book, BookUpdate
@@ -209,6 +214,8 @@ class OkxProtocol(Protocol):
         self._next_keepalive_scan: dict[str, float] = {}
         self._day_stats: dict[tuple[str, int], tuple[float, tuple[float, float, float, float, float]]] = {}
         self._maintenance_since: dict[str, float] = {}
+        self.trading = OkxTrading()
+        """The signed spot trading endpoints (orders, fills, balances) over the venue's `SimVenue.trading` core."""
 
     def market_id(self, symbol: str) -> str:
         base, sep, quote = symbol.partition("/")
@@ -289,6 +296,7 @@ class OkxProtocol(Protocol):
             "/api/v5/market/history-candles": lambda r: self._candles(venue, r, history=True),
         }
         add_get_routes(app, routes, refused=_BadRequest, error=lambda e: _json(_error_body(e.code, e.msg), e.status))
+        self.trading.install(venue, app, market_id=self.market_id, rate_limited=self.rate_limited)
 
     def _status(self, venue: SimVenue) -> web.Response:
         if not venue.faults.in_maintenance():
