@@ -43,6 +43,19 @@ class Chain(Strict):
     """Gas price the scanner charges swaps on this chain until a DEX connector reports the live one."""
 
 
+class OrderRateLimit(Strict):
+    """One of a venue's documented order-count limits: at most `count` requests of `actions` in any `window_s`
+    seconds, per account or per symbol (`arb.connectors.order_limits` enforces it before anything is sent)."""
+
+    count: Annotated[int, Field(gt=0)]
+    window_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    per: Literal["account", "symbol"] = "account"
+    """`account`: every order of the API key counts (Binance's ORDERS limits); `symbol`: each instrument has its own
+    window (OKX's "User ID + Instrument ID")."""
+    actions: Annotated[list[Literal["create", "cancel"]], Field(min_length=1)] = ["create"]
+    """What counts against it: new orders, cancels, or both (in one window)."""
+
+
 class VenueConfig(Strict):
     """One venue. Which fields are required depends on `kind` (checked below)."""
 
@@ -63,6 +76,8 @@ class VenueConfig(Strict):
     Binance is a 1000-level snapshot costing 10x the weight of a 20-level one)."""
     symbols_per_subscribe: Annotated[int, Field(ge=1)] = 100
     """Most symbols one subscribe request may carry (Bybit spot: 10 args); larger universes are chunked."""
+    order_rate_limits: list[OrderRateLimit] = []
+    """The venue's order-count limits (cex), on top of ccxt's request-weight limiter; empty: ccxt's limiter only."""
     # kind == "cfd"
     urls: dict[str, str] = {}
     # kind == "dex"
@@ -236,6 +251,25 @@ class RiskSettings(Strict):
     (ETH/BTC) is exposure on that asset too."""
 
 
+class ExecutorSettings(Strict):
+    """How the executor resolves uncertain orders and how the hedger closes what a pair leaves unequal."""
+
+    resolve_window_s: Annotated[float, Field(gt=0, le=120, allow_inf_nan=False)] = 3.0
+    """How long an order whose request timed out (UNKNOWN) is looked up by client id before it counts as never
+    placed. Covers the venue's visibility lag; a real venue may need more (never resent meanwhile, FAULTS E2)."""
+    resolve_interval_s: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.25
+    single_leg_policy: Literal["cheapest", "reverse", "hedge"] = "cheapest"
+    """What closes a residual: `reverse` unwinds the excess on its own venue, `hedge` completes the missing side on
+    the best other venue, `cheapest` takes whichever the current grid prices and fees make cheaper."""
+    hedge_price_move_limit: Annotated[float, Field(gt=0, lt=0.2, allow_inf_nan=False)] = 0.005
+    """A hedge's limit price may be at most this fraction worse than the filled leg's average price."""
+    hedge_ttl_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
+    """Time to close a residual; past it (or after `hedge_attempts`) the hedger escalates to the kill switch."""
+    hedge_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    pair_cooldown_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 30.0
+    """After a pair ends unequal, the same venue pair is not traded again for this long (FAULTS E1)."""
+
+
 class Settings(BaseSettings):
     """Everything arb runs on. Built by `arb.config.load_settings`: shipped YAML < user file < `ARB_*` env vars."""
 
@@ -258,6 +292,7 @@ class Settings(BaseSettings):
     coverage: Coverage = Coverage()
     grid: GridSettings = GridSettings()
     risk: RiskSettings = RiskSettings()
+    executor: ExecutorSettings = ExecutorSettings()
 
     @classmethod
     def settings_customise_sources(
