@@ -299,7 +299,8 @@ class Executor:
         # legs ended unequal: the hedger closes the residual (or escalates)
         self._cooling[(opp.instrument, opp.buy_venue, opp.sell_venue)] = self.clock() + self.cooldown_ns
         await self.store.set_intent_status(ex_id, IntentStatus.HEDGING, ts=self.clock())
-        residual = self.residual_of(ex_id, opp.instrument, buy, sell)
+        net = bought - sold
+        residual = self.residual(ex_id, opp.instrument, net, buy if net > 0 else sell)
         result = await self.hedger.close(residual, self)
         status = IntentStatus.HEDGED if result.closed else IntentStatus.ESCALATED
         closed_pnl = await self.realized_pnl_usd(ex_id, opp.instrument) if result.closed else None
@@ -312,15 +313,14 @@ class Executor:
             **outcome,  # type: ignore[arg-type]
         )
 
-    def residual_of(self, ex_id: str, instrument: str, buy: Order, sell: Order) -> Residual:
+    def residual(self, ex_id: str, instrument: str, net: Decimal, origin: Order) -> Residual:
+        """What flattens an execution whose orders netted `net` base (> 0: long, sell it back; < 0: short, buy it),
+        `origin` being the order that filled in excess (its venue and price bound the hedge)."""
         from arb.hedging.hedger import Residual
 
-        excess = buy.filled - sell.filled  # > 0: long base on the buy venue; < 0: short base on the sell venue
-        origin = buy if excess > 0 else sell
         return Residual(
-            execution_id=ex_id, instrument=instrument, amount=abs(excess),
-            side=Side.SELL if excess > 0 else Side.BUY, origin_venue=origin.venue,
-            reference_price=origin.average_price or origin.price or ZERO,
+            execution_id=ex_id, instrument=instrument, amount=abs(net), side=Side.SELL if net > 0 else Side.BUY,
+            origin_venue=origin.venue, reference_price=origin.average_price or origin.price or ZERO,
         )  # fmt: skip
 
     # -- one order ---------------------------------------------------------------------------------------------------
@@ -329,18 +329,18 @@ class Executor:
         """Send one order and follow it to a final state, with every transition and fill in the ledger; returns the
         order as it ended (its status FILLED / CANCELLED / REJECTED, `filled` what the venue executed)."""
         send = asyncio.ensure_future(gateway.create_order(order))
-        await self._transition(order, OrderStatus.SENT, "sent")
+        await self.transition(order, OrderStatus.SENT, "sent")
         try:
             report = await send
         except RequestTimedOut as exc:
-            await self._transition(order, OrderStatus.UNKNOWN, f"request timed out: {exc.detail}")
+            await self.transition(order, OrderStatus.UNKNOWN, f"request timed out: {exc.detail}")
             found = await self.resolve(order, gateway)
             if found is None:
-                await self._transition(order, OrderStatus.REJECTED, "never placed: not found by client id")
+                await self.transition(order, OrderStatus.REJECTED, "never placed: not found by client id")
                 return order
             report = found
         except GatewayError as exc:
-            await self._transition(order, OrderStatus.REJECTED, f"{type(exc).__name__}: {exc.detail}")
+            await self.transition(order, OrderStatus.REJECTED, f"{type(exc).__name__}: {exc.detail}")
             return order
         await self.apply(order, report)
         if order.status not in FINAL_STATUSES:  # still working (an IOC should not be): cancel what is left
@@ -385,9 +385,9 @@ class Executor:
         order.venue_order_id = report.venue_order_id or order.venue_order_id
         order.filled = report.filled
         order.average_price = report.average_price
-        await self._transition(order, status, f"venue: {status.value} filled={report.filled}")
+        await self.transition(order, status, f"venue: {status.value} filled={report.filled}")
 
-    async def _transition(self, order: Order, status: OrderStatus, detail: str) -> None:
+    async def transition(self, order: Order, status: OrderStatus, detail: str) -> None:
         now = self.clock()
         order.status = status
         order.ts_updated = now

@@ -1,0 +1,94 @@
+"""The scan -> risk -> execute loop: opportunities the scanner opens are executed, best priority first.
+
+Why a queue and not "execute in the scanner's sink": the sink is called synchronously inside a scan, and an
+execution takes tens of milliseconds to seconds (venue round trips, hedging); the scanner must not wait on it. The
+loop keeps the latest version of each opened opportunity, runs at most `max_concurrent` executions at once (the risk
+engine has its own limit too), re-checks each against the scanner's current view just before executing (through the
+executor's `recheck`), and never executes one opportunity twice (the ledger would refuse it anyway, FAULTS E4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from arb import tasks
+
+if TYPE_CHECKING:
+    from arb.executor.engine import Executor, Outcome
+    from arb.model import Opportunity, OpportunityEvent
+
+log = logging.getLogger(__name__)
+
+
+class TradingLoop:
+    """`async with TradingLoop(executor) as loop:` then `loop.offer` as a scanner sink; leaving the block stops taking
+    new opportunities and waits (up to `drain_s`) for the executions in flight, so none is cut off half-way."""
+
+    def __init__(self, executor: Executor, *, max_concurrent: int = 2, drain_s: float = 30.0) -> None:
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+        self.executor = executor
+        self.max_concurrent = max_concurrent
+        self.drain_s = drain_s
+        self.outcomes: list[Outcome] = []
+        self.offered = 0
+        self._pending: dict[str, Opportunity] = {}
+        self._seen: set[str] = set()
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def offer(self, event: OpportunityEvent) -> None:
+        """Scanner sink: an opened (or updated, still pending) opportunity becomes a candidate; a closed one is
+        dropped if it has not started."""
+        opp = event.opportunity
+        if event.type == "closed":
+            self._pending.pop(opp.id, None)
+            return
+        if opp.id in self._seen or self._closing:
+            return
+        if event.type == "opened":
+            self.offered += 1
+        self._pending[opp.id] = opp
+        self._wake.set()
+
+    async def __aenter__(self) -> TradingLoop:
+        await self.executor.start()
+        self._task = tasks.spawn(self._run(), name="executor-loop")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closing = True
+        self._pending.clear()
+        if self._task is not None:
+            await tasks.cancel_and_wait(self._task)
+        if self._running:
+            _done, still = await asyncio.wait(set(self._running), timeout=self.drain_s)
+            for task in still:
+                log.error("executor.loop_drain_timeout task=%s", task.get_name())
+                await tasks.cancel_and_wait(task)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending and len(self._running) < self.max_concurrent:
+                best = max(self._pending.values(), key=lambda o: o.priority)
+                del self._pending[best.id]
+                self._seen.add(best.id)
+                task = tasks.spawn(self._execute(best), name=f"execute-{best.id}")
+                self._running.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _execute(self, opp: Opportunity) -> None:
+        try:
+            self.outcomes.append(await self.executor.execute(opp))
+        except Exception:  # an execution must never take the loop down; its orders are in the ledger
+            log.exception("executor.execution_crashed opportunity=%s", opp.id)
