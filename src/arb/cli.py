@@ -241,6 +241,40 @@ def demo(
     raise typer.Exit(_run(lambda: run_demo(settings, out, options)))
 
 
+@app.command("run")
+def run_cmd(
+    config: ConfigOpt = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=1.0, help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the trading report as one JSON line at the end.")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Send real orders (needs `mode: live` in the settings and venue keys).")
+    ] = False,
+    max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, max=32, help="Executions at once.")] = 2,
+    order_fault_every: Annotated[
+        float | None,
+        typer.Option("--order-fault-every", min=0.5, help="Local venues: arm one order fault every this many seconds."),
+    ] = None,
+) -> None:
+    """Scan -> risk -> execute, paper by default: on the local venues, orders go to their private endpoints."""
+    from arb.demo import DemoOptions, run_trading
+
+    settings = _load(config)
+    if live:
+        if settings.mode != "live":
+            raise _fail("--live needs `mode: live` in the settings (ARB_MODE=live); nothing was sent")
+        raise _fail(
+            "--live: this build streams and trades the local venues only (paper); connecting the trading loop to "
+            "real venues' market data is not wired yet, so nothing was sent"
+        )
+    options = DemoOptions(
+        seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
+        order_fault_every_s=order_fault_every,
+    )  # fmt: skip
+    raise typer.Exit(_run(lambda: run_trading(settings, out, options)))
+
+
 @app.command()
 def scan(
     config: ConfigOpt = None,

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import numpy as np
@@ -46,6 +46,7 @@ from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percen
 if TYPE_CHECKING:
     from arb.scanner.engine import Scanner
     from arb.scanner.truth import TruthReport
+    from arb.trading import TradingReport
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,14 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Also write the sim's ground truth (every dislocation, with the books it left) to this JSON-lines file."""
     keep_events: bool = False
     """Keep every opportunity event of the run (for `arb.scanner.truth`); otherwise only counts are kept."""
+    trade: bool = False
+    """`arb run`: execute what the scanner opens (paper: against the local venues' private endpoints)."""
+    live: bool = False
+    """With `trade` and settings `mode: live`: real orders on real venues (`arb run --live`)."""
+    max_concurrent: int = 2
+    order_fault_every_s: float | None = None
+    """With `trade`: arm one order fault (reject, partial fill then cancel, slow ack, ghost, 429) on a venue every
+    this many seconds, rotating through the kinds and venues."""
 
 
 class OpportunityLine(msgspec.Struct):
@@ -144,6 +153,9 @@ class DemoReport(msgspec.Struct, kw_only=True):
     opportunities: OpportunitySummary
     """What the live scanner found during the run (opened/updated/closed events; the best ones open at the end)."""
     log_dir: str
+    trading: TradingReport | None = None
+    """`arb run`: what the executor did (None for the demo, which only scans)."""
+    order_faults: int = 0
 
 
 class StackGridError(RuntimeError):
@@ -206,6 +218,8 @@ class _Watch:
         self.events: list[OpportunityEvent] = []
         self.keep_events = False
         self.scanner: Scanner | None = None
+        self.trading: TradingReport | None = None
+        self.order_faults = 0
 
     def on_event(self, event: OpportunityEvent) -> None:
         counts = self.opportunities
@@ -249,6 +263,54 @@ async def run_demo(settings: Settings, console: Console, options: DemoOptions | 
     else:
         console.print(_summary(run.report))
     return 0
+
+
+async def run_trading(settings: Settings, console: Console, options: DemoOptions) -> int:
+    """`arb run`: the demo stack with the executor trading what the scanner opens; the last line of `--json` is the
+    trading report (executions, success_rate, unaccounted_exposure, realized_vs_predicted, ...) with the stack's
+    figures under `stack`."""
+    from arb.executor.reconcile import ReconcileError
+    from arb.ledger import LedgerError
+    from arb.procs import ChildError
+
+    opts = msgspec.structs.replace(options, trade=True)
+    err = Console(stderr=True)
+    try:
+        run = await run_stack(settings, console, opts)
+    except ChildError as exc:
+        err.print(f"[red]run failed:[/] {exc}")
+        return 1
+    except StackGridError as exc:
+        err.print(f"[red]grid Redis at {exc.url}:[/] {exc.cause}")
+        return 1
+    except LedgerError as exc:
+        err.print(f"[red]ledger ({mask_url(settings.database_url.get_secret_value())}):[/] {exc}")
+        return 1
+    except ReconcileError as exc:
+        err.print(f"[red]restart reconciliation failed, not trading:[/] {exc}")
+        return 1
+    report = run.report
+    trading = msgspec.to_builtins(report.trading) if report.trading is not None else {}
+    stack = {k: v for k, v in msgspec.to_builtins(report).items() if k not in ("trading", "venues")}
+    if opts.as_json:
+        sys.stdout.write(msgspec.json.encode({**trading, "stack": stack}).decode() + "\n")
+    else:
+        console.print(_summary(report))
+        console.print(_trading_summary(trading))
+    return 0
+
+
+def _trading_summary(t: dict[str, Any]) -> str:
+    if not t:
+        return "no trading report"
+    rate = "n/a" if t["success_rate"] is None else f"{t['success_rate']:.0%}"
+    rvp = "n/a" if t["realized_vs_predicted"] is None else f"{t['realized_vs_predicted']:.2f}"
+    return (
+        f"executions {t['executions']} (done {t['done']}, hedged {t['hedged']}, failed {t['failed']}, "
+        f"escalated {t['escalated']}; aborted {sum(t['aborted'].values())}), success {rate}, "
+        f"realized {t['realized_pnl_usd']:.2f} USD (x{rvp} of predicted), "
+        f"unaccounted exposure {t['unaccounted_exposure']:.2f} USD, trading state {t['trading_state']}"
+    )
 
 
 async def run_stack(settings: Settings, console: Console, opts: DemoOptions) -> DemoRun:
@@ -338,6 +400,8 @@ async def _run_stack(
     from arb.procs import Child, freeze_heap
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
+    from arb.trading import report as trading_report
+    from arb.trading import trading
 
     layout = GridLayout.from_settings(settings)
     log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
@@ -381,8 +445,20 @@ async def _run_stack(
                 scanner = Scanner(settings, mirror, sinks=[stream.put, persist.put, watch.on_event])
                 async with scanner:  # closes every open opportunity (into the sinks) before they close
                     watch.scanner = scanner
-                    freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
-                    await _watch(watch, grid, venues, serving, opts, console)
+                    traded = {v: venues[v] for v in serving}
+                    session_cm = (
+                        trading(settings, grid=grid, mirror=mirror, scanner=scanner, ledger=ledger, venues=traded,
+                                max_concurrent=opts.max_concurrent, live=opts.live)
+                        if opts.trade
+                        else contextlib.nullcontext()
+                    )  # fmt: skip
+                    async with session_cm as session:
+                        if session is not None:
+                            scanner.sinks.append(session.offer)
+                        freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
+                        await _watch(watch, grid, venues, serving, opts, console)
+                        if session is not None:
+                            watch.trading = await trading_report(session)
                     watch.opportunities.top = watch.top()
                     watch.opportunities.open_now = len(scanner.open)
                     still_open = scanner.ranked()
@@ -401,6 +477,8 @@ async def _watch(
     watch.started = time.monotonic()
     deadline = None if opts.seconds is None else watch.started + opts.seconds
     next_fault = None if opts.fault_every_s is None else watch.started + opts.fault_every_s
+    every = opts.order_fault_every_s if opts.trade else None
+    next_order_fault = None if every is None else watch.started + every
     fault_order = sorted(serving)
     live = Live(console=console, auto_refresh=False) if console.is_terminal and not opts.as_json else None
     last_progress = watch.started
@@ -410,6 +488,9 @@ async def _watch(
                 while deadline is None or time.monotonic() < deadline:
                     await _sample(grid, watch, len(serving))
                     now = time.monotonic()
+                    if next_order_fault is not None and now >= next_order_fault:
+                        await _order_fault(http, venues, fault_order, watch)
+                        next_order_fault += opts.order_fault_every_s or 0.0
                     if next_fault is not None and now >= next_fault:
                         vid = fault_order[watch.faults % len(fault_order)]
                         async with http.post(venues[vid]["http_url"] + "/_sim/faults", json={"fault": "drop"}) as r:
@@ -427,6 +508,26 @@ async def _watch(
                 log.info("demo.stopping reason=interrupted")
     await _sample(grid, watch, len(serving))
     watch.ended = time.monotonic()
+
+
+ORDER_FAULTS: Final = (
+    {"fault": "reject"},
+    {"fault": "partial_then_cancel", "fraction": 0.6},
+    {"fault": "ack_delay", "seconds": 0.5},
+    {"fault": "ghost", "hold_s": 30.0},
+    {"fault": "rate_limit", "retry_after_s": 1},
+)
+"""`arb run`'s light fault schedule: one of these per `order_fault_every_s`, on the next order of one venue."""
+
+
+async def _order_fault(http: Any, venues: dict[str, Any], order: list[str], watch: _Watch) -> None:
+    n = watch.order_faults
+    vid = order[n % len(order)]
+    fault = ORDER_FAULTS[n % len(ORDER_FAULTS)]
+    async with http.post(venues[vid]["http_url"] + "/_sim/order-faults", json=fault) as r:
+        r.raise_for_status()
+    watch.order_faults += 1
+    log.info("demo.order_fault venue=%s fault=%s n=%d", vid, fault["fault"], watch.order_faults)
 
 
 async def _sample(grid: Any, watch: _Watch, n_serving: int) -> None:
@@ -500,6 +601,8 @@ def _report(watch: _Watch, serving: dict[str, int], log_dir: Path) -> DemoReport
             for v, h in sorted(health.items())
         },
         log_dir=str(log_dir),
+        trading=watch.trading,
+        order_faults=watch.order_faults,
     )
 
 

@@ -61,10 +61,17 @@ class TradingLoop:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop taking opportunities and wait for the executions in flight (idempotent)."""
+        if self._closing and self._task is None and not self._running:
+            return
         self._closing = True
         self._pending.clear()
         if self._task is not None:
             await tasks.cancel_and_wait(self._task)
+            self._task = None
         if self._running:
             _done, still = await asyncio.wait(set(self._running), timeout=self.drain_s)
             for task in still:

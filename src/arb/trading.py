@@ -1,0 +1,311 @@
+"""`arb run`'s trading side, composed: gateways, risk engine, hedger, executor and the loop, on a running stack.
+
+Why a module of its own: this is the one place that knows every room the trading path needs (connectors for the
+venues' order gateways, the grid mirror for prices, the scanner for re-checks, risk, executor, hedging, ledger) and
+wires them; the rooms themselves only know the interfaces they are handed (DESIGN: data flows one way).
+
+Against the local venues every venue's gateway uses the sim's default account (`arb.sim.trading.DEFAULT_*`); against
+real venues keys come only from `ARB_<VENUE>_API_KEY` / `_SECRET` / `_PASSWORD` and a venue without them is not
+traded. Nothing is sent to a real venue unless the settings say `mode: live` and the caller passed `live=True`.
+
+The run's summary (`TradingReport`) holds what a user judges an executor by: executions and how they ended, the
+success rate (executions that ended flat: both legs equal, or the residual hedged), realized vs predicted PnL, and
+`unaccounted_exposure` (USD): per asset, the change of the venues' balances over the run minus the change the ledger's
+fills account for, valued in USD and summed in absolute value (zero when every fill is booked exactly once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+from pydantic import SecretStr
+
+from arb import tasks
+
+if TYPE_CHECKING:
+    from arb.config import Settings
+    from arb.executor.engine import Executor, Outcome
+    from arb.executor.loop import TradingLoop
+    from arb.executor.prices import GridPrices
+    from arb.executor.venue import VenueGateway
+    from arb.grid import PriceGrid
+    from arb.grid.mirror import GridMirror
+    from arb.ledger import Ledger
+    from arb.model import Opportunity
+    from arb.risk import RiskEngine
+    from arb.scanner.engine import Scanner
+
+log = logging.getLogger(__name__)
+HEALTH_EVERY_S: Final = 0.5
+
+
+class TradingReport(msgspec.Struct, kw_only=True):
+    mode: str
+    offered: int
+    """Opportunities the scanner opened while the loop ran."""
+    executions: int
+    """Executions that sent orders (aborted ones are counted in `aborted`)."""
+    done: int
+    hedged: int
+    failed: int
+    escalated: int
+    aborted: dict[str, int]
+    """Reason (its first word) -> count: nothing was sent for these."""
+    success_rate: float | None
+    realized_pnl_usd: float
+    predicted_pnl_usd: float
+    realized_vs_predicted: float | None
+    """Mean of realized / predicted PnL over the executions that completed as a pair (DONE)."""
+    send_latency_ms: dict[str, float]
+    unaccounted_exposure: float
+    """USD, summed over assets: |venues' balance change - ledger position change| (see the module docstring)."""
+    exposure_by_asset: dict[str, float]
+    """Asset -> venues' balance change minus the ledger's, in units of the asset (only nonzero ones)."""
+    reconciled: dict[str, int]
+    trading_state: str
+
+
+@dataclass
+class TradingSession:
+    executor: Executor
+    loop: TradingLoop
+    risk: RiskEngine
+    gateways: dict[str, VenueGateway]
+    prices: GridPrices
+    start_balances: dict[tuple[str, str], Decimal]
+    reconciled: dict[str, int]
+
+    def offer(self, event: Any) -> None:
+        self.loop.offer(event)
+
+
+def local_credentials(venue_id: str, protocol: str) -> Any:
+    """The sim's default account for a local venue (public constants, not secrets)."""
+    from arb.connectors.wallets import Credentials
+    from arb.sim.trading import DEFAULT_API_KEY, DEFAULT_PASSPHRASE, DEFAULT_SECRET
+
+    password = SecretStr(DEFAULT_PASSPHRASE) if protocol == "okx" else None
+    return Credentials(SecretStr(DEFAULT_API_KEY), SecretStr(DEFAULT_SECRET), password)
+
+
+@contextlib.asynccontextmanager
+async def trading(
+    settings: Settings,
+    *,
+    grid: PriceGrid,
+    mirror: GridMirror,
+    scanner: Scanner,
+    ledger: Ledger,
+    venues: Mapping[str, Mapping[str, Any]],
+    max_concurrent: int = 2,
+    live: bool = False,
+) -> AsyncIterator[TradingSession]:
+    """Gateways for `venues` (venue id -> the sim's `{"http_url", "ws_url", "protocol"}`, or `{}` for a real venue),
+    the risk engine on the ledger, reconciliation, then the trading loop; yields the session, whose `offer` is the
+    scanner sink. Leaving waits for executions in flight."""
+    from arb.connectors.ccxt_pro import LocalEndpoint
+    from arb.connectors.orders import CcxtGateway
+    from arb.connectors.wallets import credentials_from_env
+    from arb.executor.engine import Executor
+    from arb.executor.loop import TradingLoop
+    from arb.executor.prices import GridPrices
+    from arb.executor.reconcile import reconcile
+    from arb.hedging.hedger import Hedger
+    from arb.risk import RiskContext, RiskEngine
+    from arb.risk.ledger import LedgerEventSink, LedgerStateStore
+
+    if settings.mode == "live" and not live:
+        raise ValueError("settings say mode: live but live trading was not asked for (arb run --live)")
+    store = ledger.execution()
+    async with contextlib.AsyncExitStack() as stack:
+        gateways: dict[str, VenueGateway] = {}
+        for vid, info in sorted(venues.items()):
+            if info.get("http_url"):
+                creds = local_credentials(vid, str(info.get("protocol", "")))
+                endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"]))
+            else:
+                creds, endpoint = credentials_from_env(vid), None
+                if creds is None:
+                    log.warning("trading.venue_without_keys venue=%s (not traded)", vid)
+                    continue
+            gw = CcxtGateway(vid, settings.venues[vid], creds, endpoint=endpoint,
+                             timeout_s=settings.thresholds.execution_timeout_s)  # fmt: skip
+            gateways[vid] = await stack.enter_async_context(gw)
+        risk = await stack.enter_async_context(
+            RiskEngine(settings.risk, LedgerStateStore(store), LedgerEventSink(store))
+        )
+        context = RiskContext()
+        prices = GridPrices(mirror)
+        hedger = Hedger(settings, gateways=gateways, prices=prices, risk=risk, context=context)
+        executor = Executor(
+            settings, gateways=gateways, store=store, risk=risk, context=context, prices=prices, hedger=hedger,
+            recheck=lambda opp: current(scanner, opp),
+        )  # fmt: skip
+        await executor.start()
+        health = tasks.spawn(_follow_health(grid, context, store, executor, settings), name="trading-health")
+        stack.push_async_callback(tasks.cancel_and_wait, health)
+        await _refresh_pnl(context, store, executor, settings)
+        start_balances = dict(context.balances)
+        result = await reconcile(executor)
+        reconciled = {
+            "orders_checked": result.orders_checked,
+            "orders_never_placed": result.orders_never_placed,
+            "intents_settled": len(result.intents_settled),
+        }
+        loop = await stack.enter_async_context(TradingLoop(executor, max_concurrent=max_concurrent))
+        yield TradingSession(executor, loop, risk, gateways, prices, start_balances, reconciled)
+
+
+def current(scanner: Scanner, opp: Opportunity) -> Opportunity | None:
+    """The scanner's latest version of `opp` if it is still open (the scanner rescans on every grid change, so an
+    opportunity still open is one the current grid still shows above the threshold); None once it closed."""
+    for state in scanner.open.values():
+        if state.id == opp.id:
+            return state.last
+    return None
+
+
+async def _follow_health(grid: PriceGrid, context: Any, store: Any, executor: Executor, settings: Settings) -> None:
+    """Keep the risk context's venue states in step with the connectors' published health, and its PnL and equity
+    with the ledger (a ledger that cannot be read leaves PnL unknown, which halts new orders: fail closed)."""
+    from arb.grid import GridError
+    from arb.ledger import LedgerError
+
+    while True:
+        try:
+            await _refresh_pnl(context, store, executor, settings)
+        except LedgerError as exc:
+            log.error("trading.pnl_unknown error=%r", str(exc))
+            context.realized_pnl_today_usd = None
+        try:
+            health = await grid.read_health()
+        except GridError as exc:
+            log.warning("trading.health_unreadable error=%r", str(exc))
+            context.venue_state.clear()  # unknown health: no venue takes new orders
+        else:
+            context.venue_state.clear()
+            context.venue_state.update({v: h.state for v, h in health.items()})
+        await asyncio.sleep(HEALTH_EVERY_S)
+
+
+async def _refresh_pnl(context: Any, store: Any, executor: Executor, settings: Settings) -> None:
+    """Today's realized PnL and the equity the drawdown limit is measured on, from the ledger and the balances."""
+    import datetime as dt
+
+    midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    realized = await store.realized_pnl_since(int(midnight.timestamp() * 1e9))
+    context.realized_pnl_today_usd = realized
+    equity = _equity_usd(context.balances, executor)
+    context.equity_usd = equity + realized
+    context.peak_equity_usd = max(context.peak_equity_usd or context.equity_usd, context.equity_usd)
+
+
+def _equity_usd(balances: Mapping[tuple[str, str], Decimal], executor: Executor) -> Decimal:
+    """Balances valued in USD: cash at its USD value, other assets at the grid's mid on that venue (or any venue);
+    an asset priced nowhere is left out (and logged), never valued at a guess."""
+    values = asset_prices_usd(executor, {a for _, a in balances})
+    total = Decimal(0)
+    for (_venue, asset), amount in balances.items():
+        price = values.get(asset)
+        if price is not None:
+            total += amount * Decimal(repr(price))
+    return total
+
+
+def asset_prices_usd(executor: Executor, assets: set[str]) -> dict[str, float]:
+    """USD price per asset: cash currencies from the settings, others from the grid's mid of an instrument whose base
+    it is (first venue with a quote)."""
+    usd = executor.usd_per_currency
+    out: dict[str, float] = {a: usd[a] for a in assets if a in usd}
+    wanted = assets - set(out)
+    for inst_id, inst in executor.settings.instruments.items():
+        if inst.base not in wanted or inst.type != "spot":
+            continue
+        for venue in inst.venues:
+            top = executor.prices.top(inst_id, venue)
+            if top is not None and inst.quote in usd:
+                out[inst.base] = (top.bid + top.ask) / 2 * usd[inst.quote]
+                wanted.discard(inst.base)
+                break
+    return out
+
+
+async def report(session: TradingSession) -> TradingReport:
+    """The run's summary (see the module docstring): stops the loop taking opportunities and waits for executions in
+    flight, then re-reads every venue's balances and the ledger's fills."""
+    await session.loop.close()
+    executor = session.executor
+    await asyncio.gather(*(executor.refresh_balance(v) for v in session.gateways))
+    outcomes: list[Outcome] = list(session.loop.outcomes)
+    sent = [o for o in outcomes if o.status != "aborted"]
+    by = {s: sum(o.status == s for o in sent) for s in ("done", "hedged", "failed", "escalated")}
+    aborted: dict[str, int] = {}
+    for o in outcomes:
+        if o.status == "aborted":
+            key = o.reason.split(":")[0].split(" ")[0]
+            aborted[key] = aborted.get(key, 0) + 1
+    ratios = [
+        float(o.realized_pnl_usd) / o.predicted_pnl_usd
+        for o in sent
+        if o.status == "done" and o.realized_pnl_usd is not None and o.predicted_pnl_usd > 0
+    ]
+    lat = sorted(o.send_latency_us / 1e3 for o in sent if o.send_latency_us is not None)
+    unaccounted, by_asset = await unaccounted_exposure(session)
+    return TradingReport(
+        mode=executor.mode,
+        offered=session.loop.offered,
+        executions=len(sent),
+        **by,
+        aborted=aborted,
+        success_rate=(by["done"] + by["hedged"]) / len(sent) if sent else None,
+        realized_pnl_usd=float(sum((o.realized_pnl_usd or Decimal(0)) for o in sent)),
+        predicted_pnl_usd=sum(o.predicted_pnl_usd for o in sent if o.status == "done"),
+        realized_vs_predicted=statistics.fmean(ratios) if ratios else None,
+        send_latency_ms={"p50": _pct(lat, 0.5), "p99": _pct(lat, 0.99)} if lat else {},
+        unaccounted_exposure=unaccounted,
+        exposure_by_asset=by_asset,
+        reconciled=session.reconciled,
+        trading_state=session.risk.state.value,
+    )
+
+
+async def unaccounted_exposure(session: TradingSession) -> tuple[float, dict[str, float]]:
+    """Sum over assets of |venues' balance change - ledger position| in USD, and the per-asset differences."""
+    executor = session.executor
+    now = executor.context.balances
+    venue_change: dict[str, Decimal] = {}
+    for (venue, asset), amount in now.items():
+        if venue in session.gateways:
+            venue_change[asset] = venue_change.get(asset, Decimal(0)) + amount
+    for (venue, asset), amount in session.start_balances.items():
+        if venue in session.gateways:
+            venue_change[asset] = venue_change.get(asset, Decimal(0)) - amount
+    ledger_change: dict[str, Decimal] = {}
+    for (venue, asset), amount in (await executor.store.positions()).items():
+        if venue in session.gateways:
+            ledger_change[asset] = ledger_change.get(asset, Decimal(0)) + amount
+    assets = set(venue_change) | set(ledger_change)
+    prices = asset_prices_usd(executor, assets)
+    diff = {a: venue_change.get(a, Decimal(0)) - ledger_change.get(a, Decimal(0)) for a in assets}
+    nonzero = {a: float(d) for a, d in diff.items() if d != 0}
+    total = 0.0
+    for asset, d in nonzero.items():
+        price = prices.get(asset)
+        if price is None:
+            log.error("trading.unpriced_exposure asset=%s difference=%s", asset, d)
+            total = float("inf")
+            continue
+        total += abs(d) * price
+    return total, nonzero
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))]
