@@ -1,11 +1,11 @@
 """Scanner benchmark: the vectorised spread matrix against the naive pairwise loop. Prints ONE JSON object on stdout
 (`./run bench scanner`).
 
-A synthetic market, seeded: 20 CEX venues (taker fees 0.05 %..0.2 %, symbols quoted in USDT or USD so the USDT
-haircut applies), 300 USD instruments each listed on 70 %..100 % of the venues, 20 levels a side per book (level gaps
-~0.5 bp, ~$20k a level), every venue within ±1 bp of the instrument's true price with a 1..5 bp half spread. That grid
-is calm (no pair clears the minimum net edge); then ~3 % of the rows get one venue's book shifted by 30..100 bps, so
-the scan also sizes real opportunities. Measured:
+A synthetic market, seeded: 20 CEX venues (taker fees 0.05 %..0.2 %, symbols quoted in USDT or USD, so a pair across
+the two currencies pays the USDT haircut and a same-currency pair none), 300 USD instruments each listed on
+70 %..100 % of the venues, 20 levels a side per book (level gaps ~0.5 bp, ~$20k a level), every venue within ±1 bp of
+the instrument's true price with a 1..5 bp half spread. That grid is calm (no pair clears the minimum net edge); then
+~3 % of the rows get one venue's book shifted by 30..100 bps, so the scan also sizes real opportunities. Measured:
 
 * full_scan_ms: `kernel.scan` over every listed cell of that grid (median of many, after warm-up);
 * row_update_us: one incremental update: one cell's new book written into the arrays (top of book + 20 levels, what
@@ -200,8 +200,17 @@ def cell_costs(costs: CostModel) -> dict[tuple[str, str], CellCost]:
     out = {}
     for i, j in np.argwhere(costs.listed).tolist():
         out[layout.instruments[i], layout.venues[j]] = CellCost(
-            float(costs.fee[i, j]), float(costs.haircut[i, j]), float(costs.gas_quote[i, j])
-        )
+            float(costs.fee[i, j]), float(costs.haircut[i, j]), float(costs.gas_quote[i, j]),
+            currency=costs.venue_quote(i, j),
+        )  # fmt: skip
+    return out
+
+
+def pair_costs(costs: CostModel, i: int, cols: IntArray) -> FloatArray:
+    """(buy × sell) fees plus the pair haircut of row `i` over venue columns `cols` (haircut only across currencies)."""
+    fee, hc, code = costs.fee[i, cols], costs.haircut[i, cols], costs.quote_code[i, cols]
+    haircut = np.where(code[:, None] == code[None, :], 0.0, hc[:, None] + hc[None, :])
+    out: FloatArray = fee[:, None] + fee[None, :] + haircut
     return out
 
 
@@ -289,8 +298,8 @@ def pairs_to_size(books: Books, costs: CostModel, usable: BoolArray, i: int, lim
     """Ordered pairs of row `i` whose top-of-book edge after fees and haircuts clears the minimum (each one is sized:
     a VWAP walk per leg)."""
     cols = np.flatnonzero(usable[i])
-    bid, ask, cost = books.bid[i, cols], books.ask[i, cols], costs.cost[i, cols]
-    edge = bid[None, :] / ask[:, None] - 1.0 - cost[:, None] - cost[None, :]
+    bid, ask = books.bid[i, cols], books.ask[i, cols]
+    edge = bid[None, :] / ask[:, None] - 1.0 - pair_costs(costs, i, cols)
     np.fill_diagonal(edge, -np.inf)
     return int(np.count_nonzero(edge > limits.min_edge))
 
@@ -305,10 +314,12 @@ def one_pair_row(
             continue
         for v in np.flatnonzero(usable[i]).tolist():
             others = [a for a in np.flatnonzero(usable[i]).tolist() if a != v]
+            fee = costs.fee[i]
             need = sorted(
-                (1.0 + limits.min_edge + costs.cost[i, a] + costs.cost[i, v]) * books.ask[i, a] / books.bid[i, v]
+                (1.0 + limits.min_edge + fee[a] + fee[v] + costs.pair_haircut(i, a, i, v))
+                * books.ask[i, a] / books.bid[i, v]
                 for a in others
-            )
+            )  # fmt: skip
             if need[1] - need[0] < 4e-4:  # room for ~1 bp of slippage below the second pair's threshold
                 continue
             factor = float(need[0] + 3e-4)
@@ -382,7 +393,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     calm = make_books(usable, rng)
     calm_found = kernel.scan(calm, costs, usable, limits)
-    calm_rows = kernel.screen_rows(calm.bid, calm.ask, costs.cost, usable, limits.min_edge)
+    calm_rows = kernel.screen_rows(calm.bid, calm.ask, costs.fee, usable, limits.min_edge)
 
     books = copy_books(calm)
     n_disl = max(1, round(DISLOCATED_FRACTION * n_i))
@@ -472,7 +483,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max_notional_usd": limits.max_notional_usd,
         },
         "dislocated_rows": len(disl),
-        "screened_rows": int(kernel.screen_rows(books.bid, books.ask, costs.cost, usable, limits.min_edge).size),
+        "screened_rows": int(kernel.screen_rows(books.bid, books.ask, costs.fee, usable, limits.min_edge).size),
         "opportunities_kernel": len(found),
         "opportunities_naive": len(naive_found),
         "agreement": agree,

@@ -3,6 +3,10 @@
     net_edge = (vwap_sell_perp - vwap_buy_spot) / vwap_buy_spot - fee_buy - fee_sell - gas - haircut + funding
     funding  = rate x scanner.basis_holding_hours / interval_h     (what the short perp receives over the holding time)
 
+The haircut follows the spot kernel's rule (`arb.scanner.costs`): none when the spot and perp symbols are quoted in
+the same venue currency (BTC/USDT against BTC/USDT:USDT: the carry's profit stays in USDT), both legs' haircuts when
+they differ (spot bought for USD, perp margined and settled in USDT: the notional changes currency).
+
 A positive funding rate means longs pay shorts, so it adds to the edge of the short-perp leg; a negative rate is a
 cost. A perp cell without a funding rate, or with one older than two funding intervals, produces nothing: an unknown
 rate is never taken as zero (it can be several bps per interval either way). Why it became unusable is logged once
@@ -155,7 +159,8 @@ class BasisScanner:
             if funding is None or not usable[p, b] or not spot_venues:
                 continue
             for a in spot_venues:
-                bound = books.bid[p, b] / books.ask[s, a] - 1.0 - c.cost[s, a] - c.cost[p, b] + funding
+                costs = c.fee[s, a] + c.fee[p, b] + c.pair_haircut(s, a, p, b)
+                bound = books.bid[p, b] / books.ask[s, a] - 1.0 - costs + funding
                 if not bound >= self.limits.min_edge:  # walking the books and gas only lower it
                     continue
                 opp = self._pair(perp, a, b, funding, books, ts_recv, now_ns)
@@ -181,7 +186,7 @@ class BasisScanner:
         realised = (vwap_sell - vwap_buy) / vwap_buy
         fee_buy, fee_sell = float(c.fee[s, a]), float(c.fee[p, b])
         gas = float(c.gas_quote[s, a] + c.gas_quote[p, b]) / notional
-        haircut = float(c.haircut[s, a] + c.haircut[p, b])
+        haircut = c.pair_haircut(s, a, p, b)
         net = realised - fee_buy - fee_sell - gas - haircut + funding
         if math.isnan(net) or net < lim.min_edge:
             return None

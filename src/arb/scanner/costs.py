@@ -4,7 +4,12 @@ Why arrays built once: the scanner charges these on every pass over 300 instrume
 the config per pair would cost more than the spread arithmetic itself. Fees come from config and can be overridden per
 cell by what the venue's ccxt market data says (`market['taker']`, which knows VIP tiers and per-symbol promotions).
 The haircut is the `quote_equivalence` entry of the venue symbol's quote currency (a BTC/USDT leg of a BTC/USD
-instrument pays the USDT haircut): explicit, never a silent USDT == USD.
+instrument carries the USDT haircut): explicit, never a silent USDT == USD. A *pair* pays it only when its two legs'
+venue quote currencies differ (`pair haircut = 0 if same currency else haircut_buy + haircut_sell`): buying and selling
+the same base for USDT on two venues leaves the profit in USDT and moves no notional between currencies (what USDT is
+worth in USD touches only that profit, noise next to it), while buying for USDT and selling for USD moves the whole
+notional from one currency to the other. Hence `quote_code`, the venue quote currency of every cell, next to
+`haircut`; every pair cost in the scanner (kernel, reference, basis, truth) applies this one rule.
 
 Gas is a fixed quote-currency cost per swap (gas units × gas price × native token price), so as a fraction of the
 trade it shrinks with size; the scanner divides it by the notional. A DEX venue whose native token has no price yet
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 
 class ScannerConfigError(ValueError):
@@ -42,9 +48,11 @@ def symbol_quote(symbol: str) -> str | None:
 
 
 class CostModel:
-    """Fee, haircut and gas per cell, plus each instrument's quote currency and its USD value.
+    """Fee, haircut, venue quote currency and gas per cell, plus each instrument's quote currency and its USD value.
 
     `listed[i, j]`: venue j lists instrument i (only listed cells are ever compared).
+    `quote_code[i, j]`: the venue quote currency of cell (i, j) as an index into `currencies` (-1 where not listed);
+    codes are shared by all rows, so cells of different instruments (a basis pair's spot and perp) compare too.
     """
 
     def __init__(self, settings: Settings, layout: GridLayout) -> None:
@@ -53,6 +61,7 @@ class CostModel:
         self.listed: BoolArray = np.zeros(shape, np.bool_)
         self.fee: FloatArray = np.full(shape, np.nan)
         self.haircut: FloatArray = np.full(shape, np.nan)
+        self.quote_code: IntArray = np.full(shape, -1, np.int64)
         self.gas_quote: FloatArray = np.zeros(shape)
         self.quote_currency: tuple[str, ...] = tuple(settings.instruments[x].quote for x in layout.instruments)
         usd = settings.scanner.usd_per_quote
@@ -71,6 +80,7 @@ class CostModel:
                 chain = settings.chains[venue.chain or ""]
                 self._gas_units[j] = venue.gas_units_swap
                 self._gas_chain[j] = (chain.native, chain.gas_price_gwei)
+        codes: dict[str, int] = {}
         for i, iid in enumerate(layout.instruments):
             inst = settings.instruments[iid]
             table = settings.quote_equivalence.get(inst.quote, {inst.quote: 0.0})
@@ -87,10 +97,25 @@ class CostModel:
                 self.listed[i, j] = True
                 self.fee[i, j] = settings.venues[vid].fees.taker
                 self.haircut[i, j] = table[venue_quote]
+                self.quote_code[i, j] = codes.setdefault(venue_quote, len(codes))
                 if j in self._gas_chain:
                     self.gas_quote[i, j] = np.nan  # unpriced until `price_gas` sees the native token
-        self.cost: FloatArray = self.fee + self.haircut
-        """fee + haircut per cell: what a leg costs as a fraction of its notional (gas aside)."""
+        self.currencies: tuple[str, ...] = tuple(codes)
+        """Venue quote currencies by code (`quote_code`), in first-seen order."""
+
+    def venue_quote(self, i: int, j: int) -> str:
+        """The venue quote currency of listed cell (i, j) (`USDT` for a BTC/USDT leg of BTC/USD)."""
+        code = int(self.quote_code[i, j])
+        if code < 0:
+            raise ScannerConfigError(f"{self.layout.instruments[i]} is not listed on {self.layout.venues[j]}")
+        return self.currencies[code]
+
+    def pair_haircut(self, i_buy: int, buy: int, i_sell: int, sell: int) -> float:
+        """Haircut of buying cell (i_buy, buy) and selling cell (i_sell, sell): 0 when both legs are quoted in the same
+        venue currency, else both cells' haircuts (see the module docstring). NaN if a cell is not listed."""
+        if self.quote_code[i_buy, buy] == self.quote_code[i_sell, sell] >= 0:
+            return 0.0
+        return float(self.haircut[i_buy, buy] + self.haircut[i_sell, sell])
 
     def override_fees(self, taker: Mapping[tuple[str, str], float]) -> int:
         """Per-cell taker fees from the venues' market data, keyed (instrument, venue); returns how many applied.
@@ -106,7 +131,6 @@ class CostModel:
             if self.listed[i, j]:
                 self.fee[i, j] = fee
                 applied += 1
-        self.cost = self.fee + self.haircut
         return applied
 
     def price_gas(self, native_usd: Mapping[str, float]) -> None:

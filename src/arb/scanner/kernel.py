@@ -7,11 +7,15 @@ compiles it once, a few seconds).
 
 Why two stages: 300 instruments × 20 venues is 120,000 ordered pairs, and the book walk that sizes a pair is the
 expensive part. Costs are non-negative and walking a book only worsens the price, so the top-of-book edge after fees
-and haircuts is an *upper bound* of the sized net edge. Stage one computes, per instrument row, a bound that holds for
-every pair of the row at once (best bid anywhere vs best ask anywhere, cheapest leg costs) in a few numpy reductions
-over the whole grid; stage two takes only the rows that pass, builds their (venue × venue) top-of-book edge matrix and
-walks the books of the pairs above the threshold. In a calm market almost no row passes, so a full scan costs the
-reductions; a dislocated row costs one small matrix and one walk per pair that can pay.
+and the pair's haircut is an *upper bound* of the sized net edge. Stage one computes, per instrument row, a bound that
+holds for every pair of the row at once (best bid anywhere vs best ask anywhere, twice the cheapest taker fee; no
+haircut, since a pair whose legs share a venue quote currency pays none) in one pass over the row's cells; stage two
+takes only the rows that pass, computes each pair's top-of-book edge after its fees and haircut and walks the books of
+the pairs above the threshold. In a calm market almost no row passes, so a full scan costs the screens; a dislocated
+row costs one top-of-book check per pair and one walk per pair that can pay.
+
+Haircut (see `arb.scanner.costs`): a pair pays `haircut[i, a] + haircut[i, b]` only when `quote_code[i, a] !=
+quote_code[i, b]` (USDT bought, USD sold); same-currency legs pay none.
 
 Sizing (DESIGN: slippage from depth): each leg may use only book levels within `max_slippage` of its best price; the
 size is the smaller leg's depth within that cap, capped by the per-trade notional limit; the VWAP of each leg is its
@@ -72,7 +76,8 @@ class Books(NamedTuple):
 
 
 class Candidate(NamedTuple):
-    """One sized pair that clears the minimum net edge: buy on venue column `buy`, sell on `sell`."""
+    """One sized pair that clears the minimum net edge: buy on venue column `buy`, sell on `sell`. `haircut` is the
+    pair's (0 when both legs share a venue quote currency)."""
 
     row: int
     buy: int
@@ -93,12 +98,13 @@ class Candidate(NamedTuple):
     depth_estimated: bool
 
 
-def screen_rows(bid: FloatArray, ask: FloatArray, cost: FloatArray, usable: BoolArray, min_edge: float) -> IntArray:
+def screen_rows(bid: FloatArray, ask: FloatArray, fee: FloatArray, usable: BoolArray, min_edge: float) -> IntArray:
     """Rows where some ordered pair of usable venues *may* clear `min_edge` (a superset: no row that can is left
-    out, since bid_b > ask_a (1 + m + c_a + c_b) implies max bid > min ask (1 + m + 2 min c))."""
+    out, since bid_b > ask_a (1 + m + f_a + f_b + h_ab) with h_ab >= 0 implies max bid > min ask (1 + m + 2 min f)).
+    Fees only: a pair whose legs share a venue quote currency pays no haircut, so the screen assumes none."""
     best_bid = np.where(usable, bid, -np.inf).max(axis=1)
     best_ask = np.where(usable, ask, np.inf).min(axis=1)
-    cheapest = np.where(usable, cost, np.inf).min(axis=1)
+    cheapest = np.where(usable, fee, np.inf).min(axis=1)
     with np.errstate(invalid="ignore", over="ignore"):
         passing = best_bid > best_ask * (1.0 + min_edge + 2.0 * cheapest)
     rows: IntArray = np.flatnonzero(passing)
@@ -187,6 +193,7 @@ def _scan_rows(  # noqa: C901 - one compiled loop nest; the leg work is already 
     ask_qty: FloatArray,
     fee: FloatArray,
     haircut: FloatArray,
+    quote_code: IntArray,
     gas: FloatArray,
     usd_per_quote: FloatArray,
     usable: BoolArray,
@@ -210,7 +217,7 @@ def _scan_rows(  # noqa: C901 - one compiled loop nest; the leg work is already 
                 count += 1
                 best_bid = max(best_bid, bid[i, j])
                 best_ask = min(best_ask, ask[i, j])
-                cheapest = min(cheapest, fee[i, j] + haircut[i, j])
+                cheapest = min(cheapest, fee[i, j])  # no haircut: a same-currency pair pays none
         if count < 2 or not best_bid > best_ask * (1.0 + min_edge + 2.0 * cheapest):
             continue  # no pair of this row can clear min_edge (see `screen_rows`)
         buy_cap[:] = -1.0
@@ -219,11 +226,12 @@ def _scan_rows(  # noqa: C901 - one compiled loop nest; the leg work is already 
         for a in range(n_v):
             if not usable[i, a]:
                 continue
-            cost_a = fee[i, a] + haircut[i, a]
+            fee_a, code_a, hc_a = fee[i, a], quote_code[i, a], haircut[i, a]
             for b in range(n_v):
                 if b == a or not usable[i, b]:
                     continue
-                if not bid[i, b] / ask[i, a] - 1.0 - cost_a - fee[i, b] - haircut[i, b] > min_edge:
+                hc = 0.0 if quote_code[i, b] == code_a else hc_a + haircut[i, b]  # the pair's haircut (module doc)
+                if not bid[i, b] / ask[i, a] - 1.0 - fee_a - fee[i, b] - hc > min_edge:
                     continue  # the top-of-book bound already fails
                 top_a, top_b = ask[i, a], bid[i, b]
                 est_a = not has_depth or ask_px[i, a, 0] != ask_px[i, a, 0]
@@ -245,8 +253,7 @@ def _scan_rows(  # noqa: C901 - one compiled loop nest; the leg work is already 
                 gross = (top_b - top_a) / top_a
                 after_slippage = (vwap_sell - vwap_buy) / vwap_buy
                 gas_frac = (gas[i, a] + gas[i, b]) / notional
-                hc = haircut[i, a] + haircut[i, b]
-                net = after_slippage - fee[i, a] - fee[i, b] - gas_frac - hc
+                net = after_slippage - fee_a - fee[i, b] - gas_frac - hc
                 if not net >= min_edge:  # also False for NaN (an unpriced cost)
                     continue
                 if n == out.shape[0]:
@@ -274,7 +281,7 @@ def scan_raw(
         n = _scan_rows(
             idx, books.bid, books.ask, books.bid_size, books.ask_size,
             books.bid_px, books.bid_qty, books.ask_px, books.ask_qty,
-            costs.fee, costs.haircut, costs.gas_quote, costs.usd_per_quote, usable,
+            costs.fee, costs.haircut, costs.quote_code, costs.gas_quote, costs.usd_per_quote, usable,
             limits.min_edge, limits.max_slippage, limits.min_notional_usd, limits.max_notional_usd,
             limits.impact, limits.depth_multiple, out,
         )  # fmt: skip

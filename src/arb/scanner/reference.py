@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arb.model import Quote
 from arb.scanner.kernel import Limits
@@ -19,11 +19,25 @@ from arb.scanner.kernel import Limits
 
 @dataclass(frozen=True, slots=True)
 class CellCost:
-    """What one leg on one venue costs: taker fee and haircut (fractions), gas (quote currency per swap)."""
+    """What one leg on one venue costs: taker fee and haircut (fractions), gas (quote currency per swap), and the
+    venue quote currency of its symbol (`USDT` for BTC/USDT). Keyword-only and required: the haircut a pair pays
+    depends on it (see `pair`), so it is never guessed."""
 
     fee: float
     haircut: float = 0.0
     gas: float = 0.0
+    currency: str = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not self.currency:
+            raise ValueError("currency must name the venue quote currency of the leg (e.g. 'USDT')")
+
+
+def pair_haircut(buy: CellCost, sell: CellCost) -> float:
+    """What converting between the legs' quote currencies costs, as a fraction of notional: nothing when both legs are
+    quoted in the same currency (the profit stays in it, no notional changes currency), else both haircuts (buy for
+    USDT, sell for USD: the whole notional moves from one to the other)."""
+    return 0.0 if buy.currency == sell.currency else buy.haircut + sell.haircut
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +117,7 @@ def pair(
     gross = (sell.bid - buy.ask) / buy.ask
     realised = (vwap_sell - vwap_buy) / vwap_buy
     gas = (buy_cost.gas + sell_cost.gas) / notional
-    haircut = buy_cost.haircut + sell_cost.haircut
+    haircut = pair_haircut(buy_cost, sell_cost)
     net = realised - buy_cost.fee - sell_cost.fee - gas - haircut
     if math.isnan(net) or (net < limits.min_edge and not any_edge):
         return None

@@ -96,7 +96,10 @@ def true_edge(
 
     def cell(venue: str) -> reference.CellCost:
         j = layout.venue_index(venue)
-        return reference.CellCost(float(costs.fee[i, j]), float(costs.haircut[i, j]), float(costs.gas_quote[i, j]))
+        return reference.CellCost(
+            float(costs.fee[i, j]), float(costs.haircut[i, j]), float(costs.gas_quote[i, j]),
+            currency=costs.venue_quote(i, j),
+        )  # fmt: skip
 
     best: TrueEdge | None = None
     for other in quotes:

@@ -11,6 +11,7 @@ import logging
 import numpy as np
 import pytest
 
+from arb.config.schema import Settings
 from arb.grid.funding import NS_PER_HOUR, FundingRate
 from arb.grid.layout import GridLayout
 from arb.scanner.basis import BasisScanner
@@ -173,3 +174,36 @@ def test_a_basis_kind_without_perps_finds_nothing_and_says_so_at_start(caplog: p
     assert s.perps == ()
     assert s.evaluate(empty_books(1, 1), np.zeros((1, 1), np.int64), np.ones((1, 1), np.bool_), None, NS) == []
     assert any("kind_without_candidates kind=basis" in r.getMessage() for r in caplog.records)
+
+
+def test_a_basis_pair_pays_the_haircut_only_when_spot_and_perp_are_quoted_in_different_currencies() -> None:
+    # BTC/USD spot: a lists it as BTC/USD, b as BTC/USDT; its perp is b's BTC/USDT:USDT (USDT haircut 5 bps)
+    settings = Settings(
+        venues={
+            v: {"kind": "cex", "name": v, "region": "eu", "ccxt_id": v, "fees": {"taker": f, "maker": f},
+                "quote_currencies": ["USD", "USDT"]}
+            for v, f in (("a", 0.001), ("b", 0.0005))
+        },
+        instruments={
+            "BTC/USD": spot("BTC", "USD", {"a": "BTC/USD", "b": "BTC/USDT"}),
+            "BTC/USD-PERP": perp("BTC", "USD", "BTC/USD", {"b": "BTC/USDT:USDT"}),
+        },
+        quote_equivalence={"USD": {"USD": 0.0, "USDT": 0.0005}},
+        scanner={"kinds": ["basis"], "basis_holding_hours": 24.0},
+    )  # fmt: skip
+    layout = GridLayout.from_settings(settings)
+    scoring = Scoring(settings.scanner, layout.venues, [50.0, 50.0], layout.shape[0])
+    s = BasisScanner(settings, layout, CostModel(settings, layout), LIMITS, scoring)
+    s.set_funding({("BTC/USD-PERP", "b"): FundingRate(venue="b", instrument="BTC/USD-PERP", rate=0.0001,
+                                                      interval_h=8.0, ts_ns=NS)})  # fmt: skip
+    b = empty_books(2, 2)
+    put(b, SPOT, A, [(49_990.0, 2.0)], [(50_000.0, 2.0)])
+    put(b, SPOT, B, [(49_990.0, 2.0)], [(50_000.0, 2.0)])
+    put(b, PERP, B, [(50_200.0, 2.0)], [(50_210.0, 2.0)])
+    usable = np.array([[True, True], [False, True]])
+
+    found = {o.buy_venue: o for o in s.evaluate(b, TS, usable, None, NS)}
+
+    assert (found["a"].haircut, found["b"].haircut) == (pytest.approx(0.0005), 0.0)  # USD vs USDT; USDT vs USDT
+    assert found["a"].net_edge == pytest.approx(0.004 - 0.0015 - 0.0005 + 0.0003)
+    assert found["b"].net_edge == pytest.approx(0.004 - 0.001 + 0.0003)

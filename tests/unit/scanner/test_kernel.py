@@ -18,8 +18,8 @@ def model(fees: dict[str, float], **kw: object) -> CostModel:
     return CostModel(s, layout_of(s))
 
 
-def test_net_edge_charges_both_taker_fees_and_the_usdt_haircut_of_each_leg() -> None:
-    costs = model({"a": 0.001, "b": 0.002})
+def test_net_edge_charges_both_taker_fees_and_no_haircut_when_both_legs_are_quoted_in_usdt() -> None:
+    costs = model({"a": 0.001, "b": 0.002})  # BTC/USD listed as BTC/USDT on both venues
     books = empty_books(1, 2)
     put(books, 0, 0, [(99.0, 10.0)], [(100.0, 10.0)])
     put(books, 0, 1, [(101.0, 10.0)], [(102.0, 10.0)])
@@ -30,11 +30,47 @@ def test_net_edge_charges_both_taker_fees_and_the_usdt_haircut_of_each_leg() -> 
     assert (c.buy, c.sell) == (0, 1)
     assert c.size == 10.0
     assert c.gross == pytest.approx(0.01)
-    assert c.haircut == pytest.approx(0.001)  # USDT on both legs: 5 bps each
-    assert c.net == pytest.approx(0.01 - 0.001 - 0.002 - 0.001)
+    assert c.haircut == 0.0  # bought and sold for USDT: the profit stays in USDT, no notional changes currency
+    assert c.net == pytest.approx(0.01 - 0.001 - 0.002)
     assert c.notional == pytest.approx(1000.0)
     assert c.slippage == pytest.approx(0.0)
     assert not c.depth_estimated
+
+
+@pytest.mark.parametrize(
+    ("buy_symbol", "sell_symbol", "haircut"),
+    [
+        ("BTC/USDT", "BTC/USD", 0.0005),  # USDT haircut + USD's 0
+        ("BTC/USD", "BTC/USDT", 0.0005),
+        ("BTC/USDT", "BTC/USDC", 0.0007),  # 5 bps + 2 bps: the notional moves from USDT to USDC
+        ("BTC/USDC", "BTC/USDC", 0.0),
+        ("BTC/USD", "BTC/USD", 0.0),
+    ],
+)
+def test_a_pair_pays_both_legs_haircuts_only_across_different_quote_currencies(
+    buy_symbol: str, sell_symbol: str, haircut: float
+) -> None:
+    costs = model({"a": 0.001, "b": 0.002}, instruments={"BTC/USD": {"a": buy_symbol, "b": sell_symbol}})
+    books = empty_books(1, 2)
+    put(books, 0, 0, [(99.0, 10.0)], [(100.0, 10.0)])  # buy on a
+    put(books, 0, 1, [(101.0, 10.0)], [(102.0, 10.0)])  # sell on b
+    usable = np.ones((1, 2), np.bool_)
+
+    [c] = scan(books, costs, usable, LIMITS)
+
+    assert (c.buy, c.sell) == (0, 1)
+    assert c.haircut == pytest.approx(haircut, abs=1e-15)
+    assert c.net == pytest.approx(0.01 - 0.001 - 0.002 - haircut)
+    assert costs.pair_haircut(0, 0, 0, 1) == pytest.approx(haircut, abs=1e-15)
+
+
+def test_the_cost_model_names_each_cells_venue_quote_currency() -> None:
+    costs = model({"a": 0.0, "b": 0.0, "c": 0.0}, instruments={"BTC/USD": {"a": "BTC/USDT", "b": "BTC/USD"}})
+
+    assert [costs.venue_quote(0, j) for j in (0, 1)] == ["USDT", "USD"]
+    assert costs.quote_code[0, 2] == -1  # c does not list BTC/USD
+    with pytest.raises(ScannerConfigError, match="BTC/USD is not listed on c"):
+        costs.venue_quote(0, 2)
 
 
 def test_vwap_walks_several_levels_and_size_is_the_smaller_depth_within_the_slippage_cap() -> None:
@@ -53,7 +89,7 @@ def test_vwap_walks_several_levels_and_size_is_the_smaller_depth_within_the_slip
     assert c.vwap_sell == pytest.approx((101.0 * 30 + 100.99 * 50) / 80)  # 100.99375
     realised = (c.vwap_sell - c.vwap_buy) / c.vwap_buy
     assert c.slippage == pytest.approx(0.01 - realised)
-    assert c.net == pytest.approx(realised - 0.0005 - 0.0005)  # haircuts only
+    assert c.net == pytest.approx(realised)  # no fees, and USDT on both legs pays no haircut
 
 
 def test_size_is_capped_by_the_per_trade_notional_limit() -> None:
@@ -86,7 +122,7 @@ def test_edge_below_the_threshold_after_costs_is_not_reported() -> None:
     costs = model({"a": 0.004, "b": 0.004})
     books = empty_books(1, 2)
     put(books, 0, 0, [(99.0, 10.0)], [(100.0, 20.0)])
-    put(books, 0, 1, [(100.9, 10.0)], [(102.0, 20.0)])  # 90 bps gross - 80 fees - 10 haircut = 0 < 10 bps
+    put(books, 0, 1, [(100.85, 10.0)], [(102.0, 20.0)])  # 85 bps gross - 80 fees = 5 bps < 10 bps
 
     assert scan(books, costs, np.ones((1, 2), np.bool_), LIMITS) == []
 
@@ -136,7 +172,7 @@ def test_dex_gas_is_a_fixed_cost_per_swap_so_it_weighs_less_on_a_bigger_trade() 
     assert costs.gas_quote[0, 1] == pytest.approx(gas_usd)
     assert c.size == pytest.approx(10.0)
     assert c.gas == pytest.approx(gas_usd / 30_000.0)
-    assert c.net == pytest.approx(0.02 - gas_usd / 30_000.0 - 0.0002)  # USDC haircut on the DEX leg only
+    assert c.net == pytest.approx(0.02 - gas_usd / 30_000.0 - 0.0002)  # bought for USD, sold for USDC: 0 + 2 bps
 
 
 def test_a_fee_from_the_venues_market_data_overrides_the_configured_one() -> None:
@@ -157,11 +193,25 @@ def test_the_screen_never_drops_a_row_that_has_an_opportunity() -> None:
     costs = model({"a": 0.001, "b": 0.003})
     books = empty_books(1, 2)
     put(books, 0, 0, [(99.0, 10.0)], [(100.0, 20.0)])
-    put(books, 0, 1, [(100.61, 10.0)], [(102.0, 20.0)])  # 61 bps gross - 40 fees - 10 haircut = 11 bps
+    put(books, 0, 1, [(100.51, 10.0)], [(102.0, 20.0)])  # 51 bps gross - 40 fees = 11 bps (USDT/USDT: no haircut)
     usable = np.ones((1, 2), np.bool_)
-    assert screen_rows(books.bid, books.ask, costs.cost, usable, 0.001).tolist() == [0]
+    assert screen_rows(books.bid, books.ask, costs.fee, usable, 0.001).tolist() == [0]
     [c] = scan(books, costs, usable, LIMITS)
     assert c.net == pytest.approx(0.0011, abs=1e-9)
+
+
+def test_the_screen_never_assumes_a_haircut_a_same_currency_pair_does_not_pay() -> None:
+    # every cell of the row carries the 5 bps USDT haircut, yet the USDT/USDT pair pays none: 35 bps gross - 20 fees
+    # = 15 bps clears 10 bps, though 35 < 10 + 2 x (10 + 5) would have dropped the row
+    costs = model({"a": 0.001, "b": 0.001})
+    books = empty_books(1, 2)
+    put(books, 0, 0, [(99.0, 10.0)], [(100.0, 20.0)])
+    put(books, 0, 1, [(100.35, 10.0)], [(102.0, 20.0)])
+    usable = np.ones((1, 2), np.bool_)
+
+    assert screen_rows(books.bid, books.ask, costs.fee, usable, 0.001).tolist() == [0]
+    [c] = scan(books, costs, usable, LIMITS)
+    assert c.net == pytest.approx(0.0015, abs=1e-9)
 
 
 def test_limits_refuse_nonsense() -> None:
