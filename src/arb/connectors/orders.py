@@ -36,8 +36,10 @@ ACKED with nothing filled, and the executor resolves it like any open order.
 Error mapping (ccxt -> `arb.executor.venue`): InvalidOrder / InsufficientFunds / any venue refusal of a create ->
 OrderRejected; RequestTimeout, a connection lost mid-request, an unreadable answer -> RequestTimedOut;
 DDoSProtection / RateLimitExceeded -> VenueRateLimited (Retry-After from the answer's headers); AuthenticationError
-/ PermissionDenied -> VenueAuthError; OnMaintenance / ExchangeNotAvailable (an answer, or no connection at all) ->
-VenueUnavailable; OrderNotFound -> OrderNotFound (on cancel: the order is fetched instead, E6).
+/ PermissionDenied / InvalidNonce -> VenueAuthError; OnMaintenance, or no connection at all -> VenueUnavailable;
+another 5xx (ExchangeNotAvailable) -> VenueUnavailable on a read, RequestTimedOut on a create or cancel (Binance: its
+outcome is unknown); OrderNotFound -> OrderNotFound (on cancel: the order is fetched instead, E6). Every 5xx,
+maintenance answer or refused connection starts the venue's local backoff.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ ExchangeFactory = Callable[[str, dict[str, Any]], Any]
 
 CLOCK_SKEW_ALERT_MS: Final = 500
 """A resynced clock offset larger than this is logged as `gateway.clock_skew` (FAULTS E11)."""
+OPEN_TIMEOUT_S: Final = 30.0
+"""Bound on loading the venue's markets at open (several throttled requests; no order waits on it)."""
 DEFAULT_RETRY_AFTER_S: Final = 10.0
 """Quiet time after a 429/418 that names none (Binance and the local venues always send Retry-After)."""
 _BANNED_UNTIL: Final = re.compile(r"banned until (\d{13})")
@@ -169,7 +173,8 @@ class _Rules:
 class CcxtGateway:
     """One venue's trading access through its ccxt REST class (module docstring). Use as `async with`; it cannot be
     reopened. `limiter`: share one `OrderLimiter` among gateways trading the same account (default: its own, from
-    `config.order_rate_limits`)."""
+    `config.order_rate_limits`). `ccxt_id` overrides `config.ccxt_id`, as for the connectors: a local venue served
+    in another exchange's format is traded with that exchange's class."""
 
     def __init__(
         self,
@@ -181,11 +186,13 @@ class CcxtGateway:
         timeout_s: float = 5.0,
         factory: ExchangeFactory = ccxt_rest_factory,
         limiter: OrderLimiter | None = None,
+        ccxt_id: str | None = None,
     ) -> None:
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        if config.kind != "cex" or not config.ccxt_id:
+        if config.kind != "cex":
             raise ValueError(f"venue {venue_id} is not a ccxt (cex) venue")
+        self.ccxt_id = ccxt_id or config.ccxt_id or venue_id
         self._venue = venue_id
         self._config = config
         self._credentials = credentials
@@ -201,7 +208,7 @@ class CcxtGateway:
         self._clock_generation = 0
 
     def __repr__(self) -> str:
-        return f"CcxtGateway(venue={self._venue!r}, ccxt_id={self._config.ccxt_id!r}, state={self._state!r})"
+        return f"CcxtGateway(venue={self._venue!r}, ccxt_id={self.ccxt_id!r}, state={self._state!r})"
 
     @property
     def venue(self) -> str:
@@ -219,11 +226,11 @@ class CcxtGateway:
             "timeout": int(self.timeout_s * 1000),
             "options": {"maxRetriesOnFailure": 0, "fetchCurrencies": False, "fetchMargins": False},
         }
-        exchange = rest_exchange(self._factory, self._config.ccxt_id or self._venue, config, self._endpoint)
+        exchange = rest_exchange(self._factory, self.ccxt_id, config, self._endpoint)
         exchange.logger = _MaskingLogger(logging.getLogger(f"{__name__}.ccxt"), self._mask)
         self._exchange = exchange
         try:
-            await self._request("load_markets", exchange.load_markets, "read")
+            await self._request("load_markets", exchange.load_markets, "read", max(self.timeout_s, OPEN_TIMEOUT_S))
         except BaseException:
             await self.aclose()
             raise
@@ -248,10 +255,10 @@ class CcxtGateway:
     # ------------------------------------------------------------------ market rules
 
     def _rules_for(self, symbol: str) -> _Rules:
+        exchange = self._opened()
         rules = self._rules.get(symbol)
         if rules is not None:
             return rules
-        exchange = self._opened()
         m = exchange.markets.get(symbol)
         if m is None:
             raise KeyError(f"{self._venue} does not list {symbol!r}")
@@ -316,7 +323,7 @@ class CcxtGateway:
         )
 
     def _check_client_id(self, client_id: str) -> str | None:
-        rule = _CLIENT_IDS.get(self._config.ccxt_id or "")
+        rule = _CLIENT_IDS.get(self.ccxt_id)
         if not client_id:
             return "client_id is empty"
         if rule is not None and not rule[0].match(client_id):
@@ -500,13 +507,17 @@ class CcxtGateway:
 
     # ------------------------------------------------------------------ requests and errors
 
-    async def _request(self, op: str, call: Callable[[], Awaitable[T]], kind: Kind) -> T:
-        """`call()` under the venue's gate and the timeout; ccxt errors mapped (module docstring). A read refused
-        for its timestamp is retried once after a clock resync; nothing else is retried."""
+    async def _request(
+        self, op: str, call: Callable[[], Awaitable[T]], kind: Kind, timeout_s: float | None = None
+    ) -> T:
+        """`call()` under the venue's gate and a timeout (`timeout_s`, default the gateway's); ccxt errors mapped
+        (module docstring). A read refused for its timestamp is retried once after a clock resync; nothing else is
+        retried."""
+        limit = timeout_s or self.timeout_s
         self.limiter.check()
         generation = self._clock_generation
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(limit):
                 result = await call()
         except ccxt.InvalidNonce as exc:
             detail = f"{op}: timestamp refused: {self._detail(str(exc))}"
@@ -518,12 +529,12 @@ class CcxtGateway:
                 raise VenueAuthError(self._venue, detail + " (clock resynced; a write is never resent)") from None
             self.limiter.check()
             try:
-                async with asyncio.timeout(self.timeout_s):
+                async with asyncio.timeout(limit):
                     result = await call()
             except Exception as again:
-                raise self._error(op, again, kind) from None
+                raise self._error(op, again, kind, limit) from None
         except Exception as exc:
-            raise self._error(op, exc, kind) from None
+            raise self._error(op, exc, kind, limit) from None
         self.limiter.succeeded()
         return result
 
@@ -537,7 +548,7 @@ class CcxtGateway:
                 async with asyncio.timeout(self.timeout_s):
                     offset = await self._exchange.load_time_difference()
             except Exception as exc:
-                error = exc if isinstance(exc, GatewayError) else self._error("load_time_difference", exc, "read")
+                error = exc if isinstance(exc, GatewayError) else self._error("load_time_difference", exc, "read", 0)
                 log.warning("gateway.clock_resync_failed venue=%s error=%s", self._venue, error.detail)
                 return
             self._clock_generation += 1
@@ -547,31 +558,29 @@ class CcxtGateway:
             else:
                 log.info("gateway.clock_resynced venue=%s offset_ms=%d", self._venue, offset_ms)
 
-    def _error(self, op: str, exc: Exception, kind: Kind) -> GatewayError:
+    def _error(self, op: str, exc: Exception, kind: Kind, timeout_s: float) -> GatewayError:
         """The gateway error for a failed call (and its effect on the venue's gate). Called in the `except` block,
         before any await, so `last_response_headers` are still the failed answer's."""
-        err = self._classify(op, exc, kind, f"{op}: {type(exc).__name__}: {self._detail(str(exc))}")
+        detail = f"{op}: {type(exc).__name__}: {self._detail(str(exc))}"
+        err = self._classify(op, exc, kind, detail, timeout_s or self.timeout_s)
         log.warning(
             "gateway.call_failed venue=%s op=%s error=%s detail=%r", self._venue, op, type(err).__name__, err.detail
         )
         return err
 
-    def _classify(self, op: str, exc: Exception, kind: Kind, detail: str) -> GatewayError:
+    def _classify(self, op: str, exc: Exception, kind: Kind, detail: str, timeout_s: float) -> GatewayError:
+        """The gateway error for `exc` (the table in the module docstring); checks run most specific first."""
         venue = self._venue
         cause = exc.__cause__
         if isinstance(exc, TimeoutError | ccxt.RequestTimeout):
-            return RequestTimedOut(venue, f"{op}: no answer within {self.timeout_s} s")
+            return RequestTimedOut(venue, f"{op}: no answer within {timeout_s} s")
         if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
             retry_after = self._retry_after(str(exc))
             left = self.limiter.rate_limited(DEFAULT_RETRY_AFTER_S if retry_after is None else retry_after)
             return VenueRateLimited(venue, detail, left)
         if isinstance(exc, ccxt.ExchangeNotAvailable):
-            if cause is None or isinstance(cause, aiohttp.ClientConnectorError | socket.gaierror):
-                # The venue answered "unavailable" (503, maintenance), or could not be reached: nothing was sent.
-                self.limiter.unavailable(self._retry_after(str(exc)) if cause is None else None)
-                return VenueUnavailable(venue, detail)
-            return RequestTimedOut(venue, f"{op}: connection lost mid-request ({type(cause).__name__})")
-        if isinstance(exc, ccxt.AuthenticationError):
+            return self._unavailable(op, exc, kind, detail)
+        if isinstance(exc, ccxt.AuthenticationError | ccxt.InvalidNonce):
             return VenueAuthError(venue, detail)
         if isinstance(exc, ccxt.OrderNotFound):
             return OrderNotFound(venue, detail)
@@ -581,6 +590,19 @@ class CcxtGateway:
             return OrderRejected(venue, detail) if kind == "create" else GatewayError(venue, detail)
         # Not a ccxt error: a failure in the client itself. After a create was sent its outcome is unknown.
         return RequestTimedOut(venue, detail) if kind != "read" else GatewayError(venue, detail)
+
+    def _unavailable(self, op: str, exc: Exception, kind: Kind, detail: str) -> GatewayError:
+        """ExchangeNotAvailable: a 5xx / maintenance answer or no connection (the venue is left alone for a
+        backoff), or a connection lost mid-request."""
+        cause = exc.__cause__
+        if cause is not None and not isinstance(cause, aiohttp.ClientConnectorError | socket.gaierror):
+            return RequestTimedOut(self._venue, f"{op}: connection lost mid-request ({type(cause).__name__})")
+        self.limiter.unavailable(self._retry_after(str(exc)) if cause is None else None)
+        if cause is None and kind != "read" and not isinstance(exc, ccxt.OnMaintenance):
+            # A 5xx answer to a write other than maintenance: "the execution status is UNKNOWN and could have been
+            # a success" (Binance, https://developers.binance.com/docs/binance-spot-api-docs/rest-api, HTTP codes).
+            return RequestTimedOut(self._venue, f"{detail} (a 5xx answer to a {kind}: its outcome is unknown)")
+        return VenueUnavailable(self._venue, detail)  # maintenance, or never connected: nothing was placed
 
     def _retry_after(self, message: str) -> float | None:
         """Seconds the venue asked to be left alone: its Retry-After header (delta-seconds or an HTTP date), else
