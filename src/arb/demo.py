@@ -270,6 +270,7 @@ async def run_trading(settings: Settings, console: Console, options: DemoOptions
     trading report (executions, success_rate, unaccounted_exposure, realized_vs_predicted, ...) with the stack's
     figures under `stack`."""
     from arb.executor.reconcile import ReconcileError
+    from arb.executor.venue import GatewayError
     from arb.ledger import LedgerError
     from arb.procs import ChildError
 
@@ -288,6 +289,9 @@ async def run_trading(settings: Settings, console: Console, options: DemoOptions
         return 1
     except ReconcileError as exc:
         err.print(f"[red]restart reconciliation failed, not trading:[/] {exc}")
+        return 1
+    except GatewayError as exc:
+        err.print(f"[red]venue trading gateway:[/] {exc}")
         return 1
     report = run.report
     trading = msgspec.to_builtins(report.trading) if report.trading is not None else {}

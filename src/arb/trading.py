@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S: Final = 0.5
+TRADED_PROTOCOLS: Final = frozenset({"binance", "okx"})
+"""Local venues served in these formats have private endpoints the gateway is proven against; venues served in
+other formats are streamed and scanned but not traded (logged), until their order paths are."""
 
 
 class TradingReport(msgspec.Struct, kw_only=True):
@@ -118,6 +121,7 @@ async def trading(
     from arb.executor.loop import TradingLoop
     from arb.executor.prices import GridPrices
     from arb.executor.reconcile import reconcile
+    from arb.executor.venue import GatewayError
     from arb.hedging.hedger import Hedger
     from arb.risk import RiskContext, RiskEngine
     from arb.risk.ledger import LedgerEventSink, LedgerStateStore
@@ -129,6 +133,9 @@ async def trading(
         gateways: dict[str, VenueGateway] = {}
         for vid, info in sorted(venues.items()):
             if info.get("http_url"):
+                if info.get("protocol") not in TRADED_PROTOCOLS:
+                    log.info("trading.venue_not_traded venue=%s protocol=%s", vid, info.get("protocol"))
+                    continue
                 creds = local_credentials(vid, str(info.get("protocol", "")))
                 endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"]))
             else:
@@ -137,8 +144,14 @@ async def trading(
                     log.warning("trading.venue_without_keys venue=%s (not traded)", vid)
                     continue
             gw = CcxtGateway(vid, settings.venues[vid], creds, endpoint=endpoint,
-                             timeout_s=settings.thresholds.execution_timeout_s)  # fmt: skip
-            gateways[vid] = await stack.enter_async_context(gw)
+                             timeout_s=settings.thresholds.execution_timeout_s,
+                             ccxt_id=str(info["protocol"]) if info.get("protocol") else None)  # fmt: skip
+            try:
+                gateways[vid] = await stack.enter_async_context(gw)
+            except GatewayError as exc:  # that venue is not traded; the others are
+                log.error("trading.venue_unavailable venue=%s error=%r", vid, str(exc))
+        if not gateways:
+            raise GatewayError("all", "no venue's trading gateway could be opened")
         risk = await stack.enter_async_context(
             RiskEngine(settings.risk, LedgerStateStore(store), LedgerEventSink(store))
         )

@@ -136,6 +136,8 @@ class Executor:
         if missing:
             raise ValueError(f"scanner.usd_per_quote has no value for quote currencies {missing}")
         self.usd_per_currency = usd_per_currency(settings)
+        self.base_positions: dict[str, Decimal] = {}
+        """Net base bought minus sold (fees in base deducted) over this process's fills, per asset."""
 
     # -- one execution -----------------------------------------------------------------------------------------------
 
@@ -199,7 +201,7 @@ class Executor:
         buy_px = gw_buy.price_to_precision(sym_buy, ask * (1 + self.slippage))
         sell_px = gw_sell.price_to_precision(sym_sell, bid * (1 - self.slippage))
         cap_usd = Decimal(repr(self.settings.risk.max_order_notional_usd))
-        amount = min(Decimal(repr(opp.size)), cap_usd / (buy_px * usd))
+        amount = min(Decimal(repr(opp.size)), cap_usd / (max(buy_px, sell_px) * usd))  # both legs within the cap
         quote_free = self._free(opp.buy_venue, m_buy.quote)
         base_free = self._free(opp.sell_venue, m_sell.base)
         amount = min(amount, quote_free / (buy_px * (1 + m_buy.taker_fee)), base_free)
@@ -279,8 +281,12 @@ class Executor:
         finals = await asyncio.gather(*legs)
         buy, sell = finals
         bought, sold = buy.filled, sell.filled
+        unsettled = [o for o in finals if o.status not in FINAL_STATUSES]
+        if unsettled:  # a leg whose state the venue would not tell: hedging blind could double the exposure
+            return await self._escalate(plan, opp, unsettled, send_latency_us)
         usd = Decimal(repr(self.settings.scanner.usd_per_quote[self.settings.instruments[opp.instrument].quote]))
-        predicted = float(bought.min(sold)) * opp.vwap_buy * opp.net_edge * float(usd)
+        executed = float(bought.min(sold))
+        predicted = executed * opp.vwap_buy * predicted_edge(opp, executed) * float(usd)
         outcome = dict(
             execution_id=ex_id, opportunity_id=opp.id, instrument=opp.instrument, buy_venue=opp.buy_venue,
             sell_venue=opp.sell_venue, amount=plan.orders[0].amount, bought=bought, sold=sold,
@@ -312,6 +318,22 @@ class Executor:
             hedge=result.summary,
             **outcome,  # type: ignore[arg-type]
         )
+
+    async def _escalate(self, plan: _Plan, opp: Opportunity, unsettled: list[Order], send_latency_us: float) -> Outcome:
+        from arb.risk.checks import TradingState
+
+        ex_id = plan.intent.id
+        names = ", ".join(f"{o.client_id} on {o.venue} ({o.status.value})" for o in unsettled)
+        reason = f"execution {ex_id}: order state unknown after resolution: {names}"
+        log.error("executor.escalated %s", reason)
+        await self.store.set_intent_status(ex_id, IntentStatus.ESCALATED, ts=self.clock())
+        await self.risk.set_state(TradingState.HALTED, reason=reason[:500], actor="executor")
+        buy, sell = plan.orders
+        return Outcome(
+            execution_id=ex_id, opportunity_id=opp.id, instrument=opp.instrument, buy_venue=opp.buy_venue,
+            sell_venue=opp.sell_venue, status=IntentStatus.ESCALATED.value, reason=reason,
+            amount=buy.amount, bought=buy.filled, sold=sell.filled, send_latency_us=send_latency_us,
+        )  # fmt: skip
 
     def residual(self, ex_id: str, instrument: str, net: Decimal, origin: Order) -> Residual:
         """What flattens an execution whose orders netted `net` base (> 0: long, sell it back; < 0: short, buy it),
@@ -397,13 +419,28 @@ class Executor:
         )  # fmt: skip
 
     def _expose(self, fill: Fill) -> None:
+        """A fill moves the net base position; the risk context's USD exposure is that position at this fill's
+        price (re-valued at the current price by `mark_exposure` before a hedge is judged)."""
         base, _, quote = fill.symbol.partition("/")
+        signed = fill.amount if fill.side is Side.BUY else -fill.amount
+        if fill.fee_currency == base:
+            signed -= fill.fee
+        position = self.base_positions[base] = self.base_positions.get(base, ZERO) + signed
         usd = self.usd_per_currency.get(quote.split(":")[0])
-        if usd is None:
-            return  # valued nowhere: the risk context keeps what it had (its limits are in USD)
-        signed = float(fill.amount * fill.price) * usd * (1 if fill.side is Side.BUY else -1)
-        exposure = self.context.exposure_usd
-        exposure[base] = exposure.get(base, 0.0) + signed
+        if usd is not None:
+            self.context.exposure_usd[base] = float(position * fill.price) * usd
+
+    def mark_exposure(self, instrument: str) -> None:
+        inst = self.settings.instruments.get(instrument)
+        if inst is None or inst.base not in self.base_positions:
+            return
+        for venue in inst.venues:
+            top = self.prices.top(instrument, venue)
+            usd = self.usd_per_currency.get(inst.quote)
+            if top is not None and usd is not None:
+                mid = (top.bid + top.ask) / 2
+                self.context.exposure_usd[inst.base] = float(self.base_positions[inst.base]) * mid * usd
+                return
 
     # -- accounting --------------------------------------------------------------------------------------------------
 
@@ -459,3 +496,13 @@ def usd_per_currency(settings: Settings) -> dict[str, float]:
         for currency, haircut in members.items():
             out.setdefault(currency, out[canonical] * (1 - haircut))
     return out
+
+
+def predicted_edge(opp: Opportunity, amount: float) -> float:
+    """The scanner's net edge for trading `amount` instead of its own size: its gross spread less its fees and
+    haircut, its gas spread over the smaller notional, and its slippage scaled to the executed share of its size
+    (slippage grows with size, so this is the scanner's own estimate, not a fresh one)."""
+    if amount <= 0 or opp.size <= 0:
+        return opp.net_edge
+    share = min(1.0, amount / opp.size)
+    return opp.gross_spread - opp.slippage * share - opp.fee_buy - opp.fee_sell - opp.haircut - opp.gas / share

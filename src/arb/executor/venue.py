@@ -13,7 +13,9 @@ Errors say what is known about the order, because that decides what the executor
 - `VenueRateLimited`: 429/418 before the order was accepted; `retry_after_s` is how long the venue must be left
   alone. The order does not exist (the venues answer 429 before matching).
 - `VenueAuthError`: a wrong key/signature, or a timestamp outside the venue's window; never retried blindly.
-- `VenueUnavailable`: maintenance / 503 / network refused before the request was sent.
+- `VenueUnavailable`: maintenance, or the venue refused locally (backing off after maintenance) before anything was
+  sent. A 5xx answer to an order request is NOT this: the venue's own docs (Binance: "the execution status is
+  unknown") make it a `RequestTimedOut`, resolved by fetching the order.
 """
 
 from __future__ import annotations

@@ -67,6 +67,11 @@ class OrderRunner(Protocol):
 
     store: ExecutionStore
 
+    def clock(self) -> int: ...
+
+    def mark_exposure(self, instrument: str) -> None:
+        """Re-value the risk context's exposure of the instrument's base at the current price."""
+
     async def run_order(self, order: Order, gateway: VenueGateway, ex_id: str) -> Order: ...
 
 
@@ -114,8 +119,12 @@ class Hedger:
                 notes.append(f"{remaining} is below one amount step on {venue}")
                 remaining = ZERO  # dust: nothing any venue can trade; reported, not chased
                 break
-            order = msgspec.structs.replace(order, client_id=client_id(residual.execution_id, leg))
+            now = runner.clock()
+            order = msgspec.structs.replace(
+                order, client_id=client_id(residual.execution_id, leg), ts_created=now, ts_updated=now
+            )
             leg += 1
+            runner.mark_exposure(residual.instrument)
             verdict = self.risk.check(self._request(residual, venue, symbol, order), self.context)
             if isinstance(verdict, Denied):
                 notes.append(f"risk denied on {venue}: {verdict.reason.value}")
