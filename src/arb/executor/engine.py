@@ -88,6 +88,10 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     realized_pnl_usd: Decimal | None = None
     predicted_pnl_usd: float = 0.0
     send_latency_us: float | None = None
+    predicted_bps: float | None = None
+    """The scanner's net edge at the executed size (`predicted_edge`), in bps of the executed notional."""
+    realized_bps: float | None = None
+    """Realized PnL in bps of the executed notional (USD)."""
     hedge: str = ""
     """What the hedger did, when it was needed (`Hedger` result summary)."""
 
@@ -286,11 +290,12 @@ class Executor:
             return await self._escalate(plan, opp, unsettled, send_latency_us)
         usd = Decimal(repr(self.settings.scanner.usd_per_quote[self.settings.instruments[opp.instrument].quote]))
         executed = float(bought.min(sold))
-        predicted = executed * opp.vwap_buy * predicted_edge(opp, executed) * float(usd)
+        edge = predicted_edge(opp, executed)
+        predicted = executed * opp.vwap_buy * edge * float(usd)
         outcome = dict(
             execution_id=ex_id, opportunity_id=opp.id, instrument=opp.instrument, buy_venue=opp.buy_venue,
             sell_venue=opp.sell_venue, amount=plan.orders[0].amount, bought=bought, sold=sold,
-            predicted_pnl_usd=predicted, send_latency_us=send_latency_us,
+            predicted_pnl_usd=predicted, send_latency_us=send_latency_us, predicted_bps=edge * 1e4,
         )  # fmt: skip
         await self._refresh_balances({opp.buy_venue, opp.sell_venue})
         if bought == 0 and sold == 0:
@@ -300,8 +305,12 @@ class Executor:
         if bought == sold:
             pnl = await self.realized_pnl_usd(ex_id, opp.instrument)
             await self.store.set_intent_status(ex_id, IntentStatus.DONE, ts=self.clock(), realized_pnl=pnl)
-            log.info("executor.done execution=%s amount=%s pnl_usd=%s", ex_id, bought, pnl)
-            return Outcome(status=IntentStatus.DONE.value, realized_pnl_usd=pnl, **outcome)  # type: ignore[arg-type]
+            notional_usd = float(bought) * opp.vwap_buy * float(usd)
+            realized_bps = float(pnl) / notional_usd * 1e4 if notional_usd > 0 else None
+            log.info("executor.done execution=%s amount=%s pnl_usd=%s predicted_bps=%.1f realized_bps=%s", ex_id,
+                     bought, pnl, edge * 1e4, realized_bps)  # fmt: skip
+            return Outcome(status=IntentStatus.DONE.value, realized_pnl_usd=pnl, realized_bps=realized_bps,
+                           **outcome)  # type: ignore[arg-type]  # fmt: skip
         # legs ended unequal: the hedger closes the residual (or escalates)
         self._cooling[(opp.instrument, opp.buy_venue, opp.sell_venue)] = self.clock() + self.cooldown_ns
         await self.store.set_intent_status(ex_id, IntentStatus.HEDGING, ts=self.clock())
@@ -445,14 +454,19 @@ class Executor:
     # -- accounting --------------------------------------------------------------------------------------------------
 
     async def realized_pnl_usd(self, ex_id: str, instrument: str) -> Decimal:
-        """Cash flow of every fill of the execution's orders (legs and hedges), fees included, in USD."""
-        usd = Decimal(repr(self.settings.scanner.usd_per_quote[self.settings.instruments[instrument].quote]))
+        """Cash flow of every fill of the execution's orders (legs and hedges), fees included, in USD: each fill
+        valued in its own quote currency (a USDT leg at USDT's USD value, `usd_per_currency`), so a pair that buys
+        for USD and sells for USDT carries the haircut the scanner charged it."""
         records = await self.store.orders_of(ex_id)
         total = ZERO
         for rec in records:
             for fill in await self.store.fills(rec.client_id):
-                total += _cash(fill)
-        return (total * usd).quantize(Decimal("1e-8"))
+                quote = fill.symbol.partition("/")[2].split(":")[0]
+                usd = self.usd_per_currency.get(quote)
+                if usd is None:
+                    raise ValueError(f"no USD value for {quote} (fill {fill.trade_id} of {ex_id}, {instrument})")
+                total += _cash(fill) * Decimal(repr(usd))
+        return total.quantize(Decimal("1e-8"))
 
     async def _refresh_balances(self, venues: set[str]) -> None:
         await asyncio.gather(*(self.refresh_balance(v) for v in sorted(venues) if v in self.gateways))

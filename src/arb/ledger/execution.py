@@ -569,6 +569,11 @@ class ExecutionStore:
         self._ledger._check_open()
         try:
             async with self._ledger.engine.begin() as connection:
+                if connection.dialect.name == "sqlite":
+                    # Take SQLite's write lock before any read: a deferred transaction that reads (add_orders checks
+                    # its intent) and then writes while another connection committed meanwhile fails at once with
+                    # "database is locked" instead of waiting; a write first waits under the busy timeout.
+                    await connection.exec_driver_sql("DELETE FROM execution_intents WHERE 0")
                 yield connection
         except IntegrityError as e:
             raise InvalidRecord(f"ledger {operation}: refused by the database ({describe(e)})") from e
