@@ -34,6 +34,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import msgspec
@@ -660,6 +661,8 @@ class SimExchangeGroup:
                 raise ValueError(f"venue {venue.venue_id} given twice")
             self.venues[venue.venue_id] = venue
         self.run_market = run_market
+        self.fees: dict[str, tuple[Decimal, Decimal]] = {}
+        """venue id -> (taker, maker) fee rates applied once the venue has started (its protocol set its own)."""
         self._state = "new"
 
     @classmethod
@@ -708,7 +711,11 @@ class SimExchangeGroup:
         for vid in chosen:
             ccxt_id = cex[vid].ccxt_id or vid
             venues.append(SimVenue(vid, protocol_for(ccxt_id)(), market, symbols[vid], **venue_options))
-        return cls(market, venues, run_market=run_market)
+        group = cls(market, venues, run_market=run_market)
+        # Each venue charges the fees its config states (the ones the scanner and executor cost with), not the
+        # defaults of the exchange whose format it is served in; applied after the protocols install theirs.
+        group.fees = {vid: (Decimal(repr(cex[vid].fees.taker)), Decimal(repr(cex[vid].fees.maker))) for vid in chosen}
+        return group
 
     def urls(self) -> dict[str, tuple[str, str]]:
         """venue id -> (http_url, ws_url), for `arb.connectors.urls.point_at_local`."""
@@ -720,6 +727,8 @@ class SimExchangeGroup:
         self._state = "running"
         try:
             await asyncio.gather(*(v.start() for v in self.venues.values()))
+            for vid, (taker, maker) in self.fees.items():
+                self.venues[vid].trading.configure(taker_fee=taker, maker_fee=maker)
             if self.run_market:
                 await self.market.start()
         except BaseException:
