@@ -277,11 +277,16 @@ class Executor:
         self, plan: _Plan, opp: Opportunity, reserved: list[tuple[str, str, Decimal]], started: float
     ) -> Outcome:
         ex_id = plan.intent.id
-        await self.store.set_intent_status(ex_id, IntentStatus.SENDING, ts=self.clock())
         legs = [
             asyncio.ensure_future(self.run_order(order, self.gateways[order.venue], ex_id)) for order in plan.orders
         ]
         send_latency_us = (time.perf_counter() - started) * 1e6
+        # Recorded while the legs are in flight: restart reconciliation treats PLANNED and SENDING alike (every order
+        # of the intent is looked up by client id), so the write-ahead intent is all that must precede the send.
+        try:
+            await self.store.set_intent_status(ex_id, IntentStatus.SENDING, ts=self.clock())
+        except LedgerError as exc:  # the orders are out: follow them to their end whatever this row says
+            log.error("executor.intent_status_unwritten execution=%s error=%r", ex_id, str(exc))
         finals = await asyncio.gather(*legs)
         buy, sell = finals
         bought, sold = buy.filled, sell.filled
