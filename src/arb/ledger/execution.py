@@ -171,12 +171,14 @@ class ExecutionStore:
             "status": IntentStatus.PLANNED.value,
             "updated_ns": intent.ts,
         }
-        async with self._write("write_intent") as connection:
+        # The first statement is a write (no lock to take first), and a new intent's client ids need no lookup
+        # (the UNIQUE constraints still refuse a clash): the write-ahead is on every execution's critical path.
+        async with self._write("write_intent", lock_first=False) as connection:
             result = await connection.execute(self._insert(INTENTS).values(values).on_conflict_do_nothing())
             if result.rowcount != 1:
                 log.warning("ledger.duplicate_intent id=%s", intent.id)
                 raise DuplicateIntent(intent.id)
-            await self._insert_orders(connection, intent.id, rows)
+            await self._insert_orders(connection, intent.id, rows, check_clash=False)
         log.info(
             "ledger.intent_written id=%s opportunity=%s mode=%s orders=%d", intent.id, intent.opportunity_id,
             intent.mode, len(rows),
@@ -512,7 +514,9 @@ class ExecutionStore:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
-    async def _insert_orders(self, connection: AsyncConnection, intent_id: str, rows: list[dict[str, Any]]) -> None:
+    async def _insert_orders(
+        self, connection: AsyncConnection, intent_id: str, rows: list[dict[str, Any]], *, check_clash: bool = True
+    ) -> None:
         if not rows:
             return
         ids = [row["client_id"] for row in rows]
@@ -522,7 +526,7 @@ class ExecutionStore:
         clash = select(o.client_id, o.intent_id, o.leg).where(
             o.client_id.in_(ids) | ((o.intent_id == intent_id) & o.leg.in_([row["leg"] for row in rows]))
         )
-        taken = (await connection.execute(clash)).all()
+        taken = (await connection.execute(clash)).all() if check_clash else []
         if taken:
             found = ", ".join(f"{r.client_id!r} (intent {r.intent_id!r} leg {r.leg})" for r in taken)
             raise DuplicateOrder(f"intent {intent_id!r}: already in the ledger: {found}")
@@ -562,14 +566,14 @@ class ExecutionStore:
         return row._mapping
 
     @contextlib.asynccontextmanager
-    async def _write(self, operation: str) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, operation: str, *, lock_first: bool = True) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back when it raises. A database failure becomes
         LedgerUnavailable, a constraint the database enforces InvalidRecord; the store's own refusals pass as they
         are."""
         self._ledger._check_open()
         try:
             async with self._ledger.engine.begin() as connection:
-                if connection.dialect.name == "sqlite":
+                if lock_first and connection.dialect.name == "sqlite":
                     # Take SQLite's write lock before any read: a deferred transaction that reads (add_orders checks
                     # its intent) and then writes while another connection committed meanwhile fails at once with
                     # "database is locked" instead of waiting; a write first waits under the busy timeout.
