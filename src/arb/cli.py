@@ -275,6 +275,137 @@ def run_cmd(
     raise typer.Exit(_run(lambda: run_trading(settings, out, options)))
 
 
+async def _with_store(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    from arb.ledger import open_ledger
+
+    async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+        return await fn(ledger.execution())
+
+
+def _ledger_failed(settings: Settings, exc: Exception) -> typer.Exit:
+    from arb.logs import mask_url
+
+    return _fail(f"ledger ({mask_url(settings.database_url.get_secret_value())}): {exc}", 1)
+
+
+@app.command()
+def positions(config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Net holdings change per venue and asset, from the ledger's booked fills."""
+    from arb.ledger import LedgerError
+
+    settings = _load(config)
+    try:
+        held = _run(lambda: _with_store(settings, lambda store: store.positions()))
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    rows = sorted(((v, a, amount) for (v, a), amount in held.items() if amount != 0))
+    if json:
+        _print_json([{"venue": v, "asset": a, "amount": str(x)} for v, a, x in rows])
+        return
+    table = Table(title=f"positions ({len(rows)})")
+    for col in ("venue", "asset", "amount"):
+        table.add_column(col, justify="right" if col == "amount" else "left")
+    for v, a, x in rows:
+        table.add_row(v, a, str(x))
+    out.print(table)
+
+
+@app.command()
+def orders(
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    open_only: Annotated[bool, typer.Option("--open", help="Only orders not in a final state.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Newest N (without --open).")] = 50,
+) -> None:
+    """Orders from the ledger: status, filled, venue order id."""
+    from arb.ledger import LedgerError
+
+    settings = _load(config)
+
+    async def read(store: Any) -> list[Any]:
+        return list(await (store.open_orders() if open_only else store.recent_orders(limit)))
+
+    try:
+        records = _run(lambda: _with_store(settings, read))
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    if json:
+        _print_json([{**msgspec.to_builtins(r.order), "intent_id": r.intent_id, "leg": r.leg} for r in records])
+        return
+    table = Table(title=f"orders ({len(records)}{', open' if open_only else ''})")
+    for col in ("client id", "venue", "symbol", "side", "amount", "price", "status", "filled"):
+        table.add_column(col)
+    for r in records:
+        o = r.order
+        table.add_row(o.client_id, o.venue, o.symbol, o.side.value, str(o.amount), str(o.price), o.status.value,
+                      str(o.filled))  # fmt: skip
+    out.print(table)
+
+
+risk_app = typer.Typer(help="The risk engine's state.", no_args_is_help=True)
+app.add_typer(risk_app, name="risk")
+
+
+@risk_app.command("status")
+def risk_status(config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Trading state (ACTIVE / REDUCING / HALTED: who set it, why, when), limits and recent denials."""
+    from arb.ledger import LedgerError
+
+    settings = _load(config)
+
+    async def read(store: Any) -> tuple[Any, Any]:
+        return await store.load_trading_state(), await store.recent_risk_events(10)
+
+    try:
+        state, events = _run(lambda: _with_store(settings, read))
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    body = {
+        "state": state.state if state else "active",
+        "reason": state.reason if state else "",
+        "actor": state.actor if state else "",
+        "since_ns": state.ts_ns if state else None,
+        "limits": settings.risk.model_dump(mode="json"),
+        "recent_events": [msgspec.to_builtins(e) for e in events],
+    }
+    if json:
+        _print_json(body)
+        return
+    out.print(f"trading state: [bold]{body['state']}[/] {body['reason']} ({body['actor'] or 'default'})")
+    for e in events:
+        out.print(f"  {e.kind} {e.reason}: {e.detail}")
+
+
+@app.command("kill-switch")
+def kill_switch(
+    state: Annotated[str, typer.Argument(help="on (HALTED: only hedges, unwinds, cancels) or off (ACTIVE)")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the ledger with who and when).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Engage or release the kill switch; persisted, so a running `arb run` picks it up within a second."""
+    import getpass
+    import time as _time
+
+    from arb.ledger import LedgerError
+
+    if state not in ("on", "off"):
+        raise _fail(f"kill-switch: state must be on or off, got {state!r}")
+    if not reason.strip():
+        raise _fail("kill-switch: --reason must say why")
+    settings = _load(config)
+    target = "halted" if state == "on" else "active"
+    actor = f"cli:{getpass.getuser()}"
+
+    async def write(store: Any) -> Any:
+        return await store.save_trading_state(target, reason.strip(), actor, _time.time_ns())
+
+    try:
+        _run(lambda: _with_store(settings, write))
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    out.print(f"trading state is now {target.upper()} ({actor}: {reason.strip()})")
+
+
 @app.command()
 def scan(
     config: ConfigOpt = None,

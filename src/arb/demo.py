@@ -178,12 +178,13 @@ def local_wallet_credentials(venues: dict[str, Any]) -> dict[str, str]:
     workers poll deposit/withdraw status and fees like a configured account would (`arb.connectors.wallets`). The
     local venue accepts any key; real keys are never needed, nor read, for the demo."""
     from arb.connectors.wallets import env_name
+    from arb.sim.trading import DEFAULT_API_KEY, DEFAULT_SECRET
 
     env: dict[str, str] = {}
     for vid, info in venues.items():
         if info.get("protocol") == "binance" and info.get("symbols"):
-            env[env_name(vid, "API_KEY")] = "local-sim-key"
-            env[env_name(vid, "SECRET")] = "local-sim-secret"
+            env[env_name(vid, "API_KEY")] = DEFAULT_API_KEY
+            env[env_name(vid, "SECRET")] = DEFAULT_SECRET
     return env
 
 

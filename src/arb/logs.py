@@ -23,6 +23,9 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Alembic narrates every migration context at INFO (plugins, "Will assume transactional DDL"); the ledger logs
+    # the one line that matters (`ledger.migrating` / `ledger.opened`).
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 
 
 def mask_url(url: str) -> str:

@@ -349,6 +349,13 @@ class ExecutionStore:
         )
         return [_order_record(row._mapping) for row in await self._read("open_orders", query)]
 
+    async def recent_orders(self, limit: int = 50) -> list[OrderRecord]:
+        """The newest `limit` orders (any status), newest first."""
+        if not 1 <= limit <= 10_000:
+            raise InvalidRecord(f"recent_orders: limit must be 1..10000, got {limit}")
+        query = select(ORDERS).order_by(ORDERS.c.created_ns.desc(), ORDERS.c.client_id).limit(limit)
+        return [_order_record(row._mapping) for row in await self._read("recent_orders", query)]
+
     async def order_history(self, client_id: str) -> list[OrderEventRecord]:
         """Every transition of one order, oldest first (its creation first); empty for an unknown client id."""
         e = ORDER_EVENTS.c

@@ -17,8 +17,11 @@ What an order does, in the venue's terms:
   fills whole or not at all (expired, nothing traded); post-only is refused if it would cross (or, where the venue
   does so, accepted and cancelled at once); a GTC remainder rests (its funds locked) and fills at its own price, as
   maker, when a later book update crosses it. An order that ends short of filled says why (`Order.end_reason`).
-- Money: balances move by price x amount and the fee, which is charged in the asset received (Binance and OKX spot
-  without fee-token discounts), rounded half-up to 8 decimals. Everything booked is `Decimal`.
+- Money: balances move by price x amount and the fee, which is charged in the asset received (Binance, OKX and
+  Bybit spot without fee-token discounts) or, on venues configured `fee_in_quote` (Kraken, Coinbase), always in the
+  quote asset: a buy then pays price x amount plus the fee, and needs that much free to be placed (a resting buy
+  locks price x amount; its maker fee is paid from free funds when it fills). Fees are rounded half-up to 8
+  decimals. Everything booked is `Decimal`.
 - Checks, in order: symbol, price on the tick and within the venue's price range, amount at least the minimum, on
   the step and within its range, notional within its range (a market order is valued at the mid), client id free,
   post-only would not cross, funds free (a buy needs price x amount of quote free, a market buy the cost of its
@@ -78,7 +81,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_KEY: Final = "local-sim-key"
 """API key of the account every local venue has (the demo's placeholder keys are these)."""
-DEFAULT_SECRET: Final = "local-sim-secret"  # noqa: S105 - a public sim credential, not a secret
+DEFAULT_SECRET: Final = "localsimsecret00"  # noqa: S105 - a public sim credential, not a secret
+"""Valid base64 without padding, so every client takes it as it is: Kraken's decodes its secret from base64, and
+ccxt's coinbase signs with the legacy HMAC scheme unless a secret is PEM, 88 characters long or ends with `=`."""
 DEFAULT_PASSPHRASE: Final = "local-sim-passphrase"  # noqa: S105 - ditto (OKX-style venues)
 DEFAULT_FUNDING_USD: Final = Decimal(1_000_000)
 """What the default account holds of every asset a venue lists, in USD worth at the books' mids when it is made."""
@@ -175,6 +180,11 @@ class VenueLimits:
     max_notional: Decimal = MAX_NOTIONAL
     max_qty: Decimal = MAX_QTY
     max_price: Decimal = MAX_PRICE
+    min_qty: Decimal | None = None
+    """The least amount an order may have (None: one step)."""
+    step: Decimal | None = None
+    """The amount increment where the venue's is finer than the book's lot (Kraken's `lot_decimals`); None: the
+    book's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +206,11 @@ class SymbolRules:
 
     @classmethod
     def from_book(cls, book: Book, limits: VenueLimits | None = None) -> SymbolRules:
-        """The book's tick and step (the minimum amount is one step) within the venue's `limits`."""
+        """The book's tick and step (or the venue's finer step; the minimum amount one step unless `limits` says
+        more) within the venue's `limits`."""
         limits = limits or VenueLimits()
         base, _, quote = book.symbol.partition("/")
-        tick, step = Decimal(repr(book.tick)), Decimal(repr(book.step))
+        tick, step = Decimal(repr(book.tick)), limits.step or Decimal(repr(book.step))
         return cls(
             symbol=book.symbol,
             base=base,
@@ -208,7 +219,7 @@ class SymbolRules:
             step=step,
             min_price=tick,
             max_price=limits.max_price,
-            min_qty=step,
+            min_qty=step if limits.min_qty is None else max(step, limits.min_qty),
             max_qty=limits.max_qty,
             min_notional=limits.min_notional,
             max_notional=limits.max_notional,
@@ -510,6 +521,9 @@ class Trading:
         """Every order the venue knows, by venue order id, oldest first."""
         self.trades: list[Trade] = []
         self._rules: dict[str, SymbolRules] = {}
+        self._limits_for: Callable[[Book], VenueLimits] | None = None
+        self.fee_in_quote = False
+        """Every fee in the quote asset (buys included) rather than in the asset received."""
         self._resting: dict[str, list[Order]] = {}
         self._by_client: dict[tuple[str, str, str], list[Order]] = {}
         self._order_ids = itertools.count(_id_base(venue_id, 10**9))
@@ -526,8 +540,12 @@ class Trading:
         taker_fee: Decimal | None = None,
         maker_fee: Decimal | None = None,
         limits: VenueLimits | None = None,
+        limits_for: Callable[[Book], VenueLimits] | None = None,
+        fee_in_quote: bool | None = None,
     ) -> None:
-        """Set the venue's default fee rates or its limits (the protocol's, at install)."""
+        """Set the venue's default fee rates or its limits (the protocol's, at install): `limits` for every symbol,
+        or `limits_for(book)` where a venue's ranges differ per symbol (Bybit's, Kraken's, Coinbase's minimums);
+        `fee_in_quote` where the venue charges every fee in the quote asset (module docstring)."""
         if taker_fee is not None:
             self.taker_fee = taker_fee
         if maker_fee is not None:
@@ -535,6 +553,11 @@ class Trading:
         if limits is not None:
             self.limits = limits
             self._rules.clear()
+        if limits_for is not None:
+            self._limits_for = limits_for
+            self._rules.clear()
+        if fee_in_quote is not None:
+            self.fee_in_quote = fee_in_quote
 
     # ------------------------------------------------------------------ accounts
 
@@ -613,7 +636,8 @@ class Trading:
             book = self.books.get(symbol)
             if book is None:
                 raise Rejection("unknown_symbol", f"{self.venue_id} does not trade {symbol!r}")
-            rules = self._rules[symbol] = SymbolRules.from_book(book, self.limits)
+            limits = self._limits_for(book) if self._limits_for is not None else self.limits
+            rules = self._rules[symbol] = SymbolRules.from_book(book, limits)
         return rules
 
     def _levels(self, symbol: str, side: Side) -> Iterator[tuple[Decimal, Decimal]]:
@@ -725,6 +749,8 @@ class Trading:
                 need = req.price * req.amount
             else:
                 need = sum((p * q for p, q in fills), Decimal(0))
+            if self.fee_in_quote:  # the taker fee comes on top, in the same asset
+                need += (need * _rate(account.taker_fee, self.taker_fee)).quantize(FEE_QUANTUM, ROUND_HALF_UP)
         else:
             asset = rules.base
             need = req.amount if req.amount is not None else sum((q for _, q in fills), Decimal(0))
@@ -738,7 +764,15 @@ class Trading:
         rate = _rate(account.maker_fee if maker else account.taker_fee, self.maker_fee if maker else self.taker_fee)
         cost = price * qty
         base, quote = account.balance(rules.base), account.balance(rules.quote)
-        if order.side == "buy":
+        if order.side == "buy" and self.fee_in_quote:
+            fee, fee_asset = (cost * rate).quantize(FEE_QUANTUM, ROUND_HALF_UP), rules.quote
+            if maker:
+                quote.locked -= cost
+            else:
+                quote.free -= cost
+            quote.free -= fee
+            base.free += qty
+        elif order.side == "buy":
             fee, fee_asset = (qty * rate).quantize(FEE_QUANTUM, ROUND_HALF_UP), rules.base
             if maker:
                 quote.locked -= cost

@@ -50,6 +50,10 @@ Deviations, on purpose:
 - error texts for bad parameters are the sim's own under retCode 10001, except "Not supported symbols" (as ccxt's
   error table records it) and the WebSocket ones above.
 
+Private trading (orders, executions, the unified wallet; real X-BAPI-* signature and timestamp checks) is served by
+`arb.sim.venues.bybit_trading` over the venue's `SimVenue.trading` core (`arb.sim.trading`); `instruments-info`
+shows the tick, step and ranges orders are checked against.
+
 Any venue id can be served by this module with its own symbols; market ids are base + quote coin (`BTC/USDT` ->
 `BTCUSDT`): Bybit's coin codes are ccxt's unified codes (ccxt's only renames, XBT and BCHSV, are not Bybit coins).
 """
@@ -68,6 +72,7 @@ from aiohttp import web
 from arb.sim.faults import MalformedKind
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 from arb.sim.venues.binance import _candles
+from arb.sim.venues.bybit_trading import BybitTrading, instrument_ranges
 
 if TYPE_CHECKING:
     from arb.sim.market import Book, BookUpdate
@@ -186,6 +191,8 @@ class BybitProtocol(Protocol):
         """Venue id -> maintenances seen: after one, the restarted service's topics count `u` from 1 again."""
         self._day: dict[tuple[str, str], tuple[int, tuple[float, float, float, float, float]]] = {}
         """(venue, market id) -> (minute, 24h open/high/low/volume/turnover), recomputed once a minute."""
+        self.trading = BybitTrading()
+        """The signed spot trading endpoints (orders, executions, wallet) over the venue's `SimVenue.trading` core."""
 
     def market_id(self, symbol: str) -> str:
         base, sep, quote = symbol.partition("/")
@@ -211,6 +218,7 @@ class BybitProtocol(Protocol):
             error=lambda e: _json(_envelope({}, code=e.code, msg=e.msg)),
             body=lambda result: _json(_envelope(result)),
         )
+        self.trading.install(venue, app, market_id=self.market_id, rate_limited=self.rate_limited)
 
     @staticmethod
     def _category(request: web.Request, *, default: str | None = None) -> str:
@@ -282,8 +290,8 @@ class BybitProtocol(Protocol):
     def _instrument(venue: SimVenue, market_id: str) -> dict[str, Any]:
         book = venue.books_by_market_id[market_id]
         base, _, quote = book.symbol.partition("/")
-        mid = max(book.price((book.bid_top + book.ask_top) // 2), book.tick)
-        max_qty = max(1, int(5_000_000 / mid / book.step)) * book.step
+        ranges = instrument_ranges(venue.trading.rules(book.symbol))  # what orders are checked against
+        max_qty = float(ranges["maxOrderQty"])
         return {
             "symbolId": book.row + 1,
             "symbol": market_id,
@@ -296,15 +304,15 @@ class BybitProtocol(Protocol):
             "lotSizeFilter": {
                 "basePrecision": _qty(book, book.step),
                 "quotePrecision": "0.00000001",
-                "minOrderQty": _qty(book, book.step),
+                "minOrderQty": _qty(book, float(ranges["minOrderQty"])),
                 "maxOrderQty": _qty(book, max_qty),
-                "minOrderAmt": "5",
-                "maxOrderAmt": "8000000",
+                "minOrderAmt": ranges["minOrderAmt"],
+                "maxOrderAmt": ranges["maxOrderAmt"],
                 "maxLimitOrderQty": _qty(book, max_qty),
                 "maxMarketOrderQty": _qty(book, round(max_qty / 2 / book.step) * book.step or book.step),
                 "postOnlyMaxLimitOrderSize": _qty(book, max_qty * 5),
             },
-            "priceFilter": {"tickSize": _px(book, book.tick)},
+            "priceFilter": {"tickSize": _px(book, float(ranges["tickSize"]))},
             "riskParameters": {"priceLimitRatioX": "0.005", "priceLimitRatioY": "0.01"},
             "symbolType": "",
         }

@@ -47,6 +47,10 @@ by one, however many were lost; a refresh that changed no level (rare) still sen
 so that every update id reaches every subscriber. Transport pings are the framework's (Coinbase documents none;
 its application-level keep-alive is the heartbeats channel).
 
+Private trading (orders, fills, accounts; real JWT / legacy HMAC checks) is served by
+`arb.sim.venues.coinbase_trading` over the venue's `SimVenue.trading` core (`arb.sim.trading`); a product's
+increments and size ranges are the rules orders are checked against.
+
 Any venue id can be served by this module with its own symbols; product ids are base + "-" + quote currency ids,
 with ccxt's `commonCurrencies` for coinbase reversed (`CELO` -> `CGLD`).
 """
@@ -65,6 +69,7 @@ from aiohttp import web
 from arb.sim.faults import MalformedKind
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 from arb.sim.venues.binance import _candles
+from arb.sim.venues.coinbase_trading import CoinbaseTrading
 from arb.tasks import cancel_and_wait, spawn
 
 if TYPE_CHECKING:
@@ -168,6 +173,8 @@ class CoinbaseProtocol(Protocol):
         self._stats: dict[tuple[int, int], tuple[float, float, float, float]] = {}
         self._heartbeats: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        self.trading = CoinbaseTrading()
+        """The signed spot trading endpoints (orders, fills, accounts) over the venue's `SimVenue.trading` core."""
 
     def market_id(self, symbol: str) -> str:
         base, sep, quote = symbol.partition("/")
@@ -193,6 +200,7 @@ class CoinbaseProtocol(Protocol):
             "/v2/prices/{symbol}/{kind:buy|sell|spot}": lambda r: self._price_v2(venue, r),
         }
         add_get_routes(app, routes, refused=_BadRequest, error=lambda e: _error(e.status, e.code, e.details))
+        self.trading.install(venue, app, currency_id=lambda c: _ASSET_IDS.get(c, c), rate_limited=self.rate_limited)
 
         async def start_heartbeats(app: web.Application) -> None:
             self._heartbeats = spawn(self._heartbeat_loop(venue), name=f"sim.{venue.venue_id}.heartbeats")
@@ -263,7 +271,8 @@ class CoinbaseProtocol(Protocol):
         pd, sd = book.price_decimals, book.size_decimals
         last = self._last_price(book)
         open_, _high, _low, volume = self._day_stats(venue, book)
-        tick, step = _num(book.tick, pd), _num(book.step, sd)
+        rules = venue.trading.rules(book.symbol)  # what orders are checked against
+        tick, step = _num(float(rules.tick), pd), _num(float(rules.step), sd)
         return {
             "product_id": product_id,
             "price": _num(last, pd),
@@ -272,10 +281,10 @@ class CoinbaseProtocol(Protocol):
             "volume_percentage_change_24h": "0",
             "base_increment": step,
             "quote_increment": tick,
-            "quote_min_size": "1",
-            "quote_max_size": "150000000",
-            "base_min_size": step,
-            "base_max_size": _num(max(book.step, 150_000_000 / max(last, 1e-12)), sd),
+            "quote_min_size": format(rules.min_notional.normalize(), "f"),
+            "quote_max_size": format(rules.max_notional.normalize(), "f"),
+            "base_min_size": _num(float(rules.min_qty), sd),
+            "base_max_size": _num(float(rules.max_qty), sd),
             "base_name": base,
             "quote_name": "US Dollar" if quote == "USD" else quote,
             "watched": False,

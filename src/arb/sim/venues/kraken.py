@@ -33,6 +33,10 @@ What the real client asks for (ccxt 4.5.90 `kraken`, no keys): `load_markets` ->
 `event_trigger: bbo`, and it pings with `{"method":"ping"}` every 6 s. ccxt does not verify the checksum (its option
 `watchOrderBook.checksum` is off by default); `arb.connectors.guards.kraken` does.
 
+Private trading (orders, trades, balances; real API-Sign and nonce checks) is served by
+`arb.sim.venues.kraken_trading` over the venue's `SimVenue.trading` core (`arb.sim.trading`); AssetPairs'
+`lot_decimals`, `ordermin`, `costmin` and `tick_size` are the rules orders are checked against.
+
 Names: market ids follow Kraken's (legacy X/Z-prefixed assets give `XXBTZUSD`, `ZUSDZJPY`; newer ones `SOLUSD`;
 a few historical exceptions such as `XDGUSD` are listed), `wsname` uses altnames (`XBT/USD`), and the v2 symbol is
 the wsname with XBT -> BTC and XDG -> DOGE. ccxt's `commonCurrencies` for kraken are reversed to find Kraken's asset
@@ -67,6 +71,7 @@ from arb.sim.faults import MalformedKind
 from arb.sim.market import stable_unit
 from arb.sim.server import Connection, Protocol, SimVenue, add_get_routes
 from arb.sim.venues.binance import _candles
+from arb.sim.venues.kraken_trading import KrakenTrading
 
 if TYPE_CHECKING:
     from arb.sim.market import Book, BookUpdate
@@ -224,6 +229,8 @@ class KrakenProtocol(Protocol):
         self._unlisten: Callable[[], None] | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._day_stats: dict[str, tuple[int, dict[str, float]]] = {}
+        self.trading = KrakenTrading()
+        """The signed spot trading endpoints (orders, trades, balances) over the venue's `SimVenue.trading` core."""
 
     def market_id(self, symbol: str) -> str:
         return PairNames.of(symbol).id
@@ -261,6 +268,15 @@ class KrakenProtocol(Protocol):
             refused=_KrakenError,
             error=lambda e: _kraken_body({"error": [str(e)]}),
             body=lambda result: _kraken_body({"error": [], "result": result}),
+        )
+        by_name = self._by_name
+        self.trading.install(
+            venue,
+            app,
+            names=PairNames.of,
+            resolve=lambda name: venue.books_by_market_id[by_name[name]].symbol if name in by_name else None,
+            asset_id=lambda code: _asset(code)[0],
+            rate_limited=self.rate_limited,
         )
 
     def _market_ids(self, request: web.Request, *, required: bool) -> list[str]:
@@ -316,6 +332,7 @@ class KrakenProtocol(Protocol):
     def _pair_info(self, venue: SimVenue, market_id: str) -> dict[str, Any]:
         book = venue.books_by_market_id[market_id]
         names = self._pairs[market_id]
+        rules = venue.trading.rules(book.symbol)  # what orders are checked against
         fees = [[0, 0.4], [10000, 0.35], [50000, 0.24], [100000, 0.22], [250000, 0.2], [500000, 0.18]]
         fees_maker = [[0, 0.25], [10000, 0.2], [50000, 0.14], [100000, 0.12], [250000, 0.1], [500000, 0.08]]
         return {
@@ -337,9 +354,9 @@ class KrakenProtocol(Protocol):
             "fee_volume_currency": "ZUSD",
             "margin_call": 80,
             "margin_stop": 40,
-            "ordermin": f"{book.step:.{book.size_decimals}f}",
-            "costmin": "0.5",
-            "tick_size": f"{book.tick:.{book.price_decimals}f}",
+            "ordermin": f"{rules.min_qty:.{book.size_decimals}f}",
+            "costmin": format(rules.min_notional.normalize(), "f"),
+            "tick_size": f"{rules.tick:.{book.price_decimals}f}",
             "status": "online",
         }
 
