@@ -242,22 +242,34 @@ class _Watch:
         ]  # fmt: skip
 
 
-async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
+async def _run_or_explain(settings: Settings, console: Console, opts: DemoOptions) -> DemoRun | None:
+    """`run_stack`, with every failure a user can meet (a child that would not start, Redis, the ledger, a venue's
+    trading gateway, restart reconciliation) printed as one clear line on stderr instead of a traceback."""
+    from arb.executor.reconcile import ReconcileError
+    from arb.executor.venue import GatewayError
     from arb.ledger import LedgerError
     from arb.procs import ChildError
 
-    opts = options or DemoOptions()
     err = Console(stderr=True)
     try:
-        run = await run_stack(settings, console, opts)
+        return await run_stack(settings, console, opts)
     except ChildError as exc:
-        err.print(f"[red]demo failed:[/] {exc}")
-        return 1
+        err.print(f"[red]{'run' if opts.trade else 'demo'} failed:[/] {exc}")
     except StackGridError as exc:
         err.print(f"[red]grid Redis at {exc.url}:[/] {exc.cause}")
-        return 1
     except LedgerError as exc:
         err.print(f"[red]ledger ({mask_url(settings.database_url.get_secret_value())}):[/] {exc}")
+    except ReconcileError as exc:
+        err.print(f"[red]restart reconciliation failed, not trading:[/] {exc}")
+    except GatewayError as exc:
+        err.print(f"[red]venue trading gateway:[/] {exc}")
+    return None
+
+
+async def run_demo(settings: Settings, console: Console, options: DemoOptions | None = None) -> int:
+    opts = options or DemoOptions()
+    run = await _run_or_explain(settings, console, opts)
+    if run is None:
         return 1
     if opts.as_json:
         sys.stdout.write(msgspec.json.encode(run.report).decode() + "\n")
@@ -270,29 +282,9 @@ async def run_trading(settings: Settings, console: Console, options: DemoOptions
     """`arb run`: the demo stack with the executor trading what the scanner opens; the last line of `--json` is the
     trading report (executions, success_rate, unaccounted_exposure, realized_vs_predicted, ...) with the stack's
     figures under `stack`."""
-    from arb.executor.reconcile import ReconcileError
-    from arb.executor.venue import GatewayError
-    from arb.ledger import LedgerError
-    from arb.procs import ChildError
-
     opts = msgspec.structs.replace(options, trade=True)
-    err = Console(stderr=True)
-    try:
-        run = await run_stack(settings, console, opts)
-    except ChildError as exc:
-        err.print(f"[red]run failed:[/] {exc}")
-        return 1
-    except StackGridError as exc:
-        err.print(f"[red]grid Redis at {exc.url}:[/] {exc.cause}")
-        return 1
-    except LedgerError as exc:
-        err.print(f"[red]ledger ({mask_url(settings.database_url.get_secret_value())}):[/] {exc}")
-        return 1
-    except ReconcileError as exc:
-        err.print(f"[red]restart reconciliation failed, not trading:[/] {exc}")
-        return 1
-    except GatewayError as exc:
-        err.print(f"[red]venue trading gateway:[/] {exc}")
+    run = await _run_or_explain(settings, console, opts)
+    if run is None:
         return 1
     report = run.report
     trading = msgspec.to_builtins(report.trading) if report.trading is not None else {}
