@@ -141,7 +141,7 @@ class Executor:
             raise ValueError(f"scanner.usd_per_quote has no value for quote currencies {missing}")
         self.usd_per_currency = usd_per_currency(settings)
         self.base_positions: dict[str, Decimal] = {}
-        """Net base bought minus sold (fees in base deducted) over this process's fills, per asset."""
+        """Net base bought minus sold over this process's fills, per asset (fees excluded: see `_expose`)."""
 
     # -- one execution -----------------------------------------------------------------------------------------------
 
@@ -434,11 +434,15 @@ class Executor:
 
     def _expose(self, fill: Fill) -> None:
         """A fill moves the net base position; the risk context's USD exposure is that position at this fill's
-        price (re-valued at the current price by `mark_exposure` before a hedge is judged)."""
+        price (re-valued at the current price by `mark_exposure` before a hedge is judged).
+
+        The position counts traded amounts, not fees paid in the base: legs and hedges are sized in traded amounts,
+        so a fee counted here would pile up over completed pairs (0.1 % of every buy on a venue that charges in the
+        base) until a full residual's hedge looked bigger than the exposure and was denied as not reducing (after
+        ~50 pairs at 0.1 %). That drift is inventory, booked in the ledger's positions and rebalanced, not an open
+        leg."""
         base, _, quote = fill.symbol.partition("/")
         signed = fill.amount if fill.side is Side.BUY else -fill.amount
-        if fill.fee_currency == base:
-            signed -= fill.fee
         position = self.base_positions[base] = self.base_positions.get(base, ZERO) + signed
         usd = self.usd_per_currency.get(quote.split(":")[0])
         if usd is not None:

@@ -7,7 +7,9 @@ before the trading loop takes its first opportunity:
    id (for the resolve window, as a timed-out request is): found -> its fills are booked and its state recorded (an
    order still working is cancelled); not found -> it never reached the venue (REJECTED, "never placed");
 2. every execution not in a final state is settled from its orders' fills: base bought and sold netting out -> DONE
-   (or FAILED when nothing filled); a residual -> the hedger closes it (HEDGED) or escalates (ESCALATED, kill switch).
+   (or FAILED when nothing filled; HEDGED when it was being hedged: killed mid-hedge); a residual -> the hedger
+   closes it (HEDGED) or escalates (ESCALATED, kill switch), judged against the exposure of the open executions'
+   fills, which is rebuilt first (the executor's memory of it died with the process).
 
 A venue that cannot be asked (no gateway, unreachable) makes reconciliation fail and the start is refused: trading
 on top of orders whose state is unknown is how exposure goes unaccounted.
@@ -49,6 +51,7 @@ async def reconcile(executor: Executor) -> ReconcileReport:
     """Settle every open order and execution (see the module docstring); raises ReconcileError if it cannot."""
     store = executor.store
     report = ReconcileReport()
+    await _restore_exposure(executor)
     for rec in await store.open_orders():
         order = rec.order
         report.orders_checked += 1
@@ -83,7 +86,7 @@ async def reconcile(executor: Executor) -> ReconcileReport:
         anything = any(r.order.filled > 0 for r in records)
         now = executor.clock()
         if net == 0:
-            status = IntentStatus.DONE if anything else IntentStatus.FAILED
+            status = _netted_status(intent.status, anything=anything)
             pnl = await executor.realized_pnl_usd(ex_id, intent.intent.instrument) if anything else ZERO
             await store.set_intent_status(ex_id, status, ts=now, realized_pnl=pnl)
         else:
@@ -98,6 +101,28 @@ async def reconcile(executor: Executor) -> ReconcileReport:
         report.intents_settled[ex_id] = status.value
         log.info("executor.reconciled execution=%s status=%s net=%s", ex_id, status.value, net)
     return report
+
+
+async def _restore_exposure(executor: Executor) -> None:
+    """The exposure a hedge is judged against (risk: it must reduce it) is the executor's memory of its fills, empty
+    after a restart: rebuild it from the fills of every execution still open, before any fill is booked here (those
+    `apply` adds itself). Without it a residual's hedge is denied as not reducing, and escalated. An executor that
+    has booked fills already remembers them (reconciling in the same process): nothing to rebuild."""
+    if executor.base_positions:
+        return
+    store = executor.store
+    for intent in await store.open_intents():
+        for rec in await store.orders_of(intent.intent.id):
+            for fill in await store.fills(rec.client_id):
+                executor._expose(fill)
+
+
+def _netted_status(status: IntentStatus, *, anything: bool) -> IntentStatus:
+    """Where an open execution whose orders net out ends: HEDGED if it was being hedged (killed mid-hedge, and the
+    hedge filled), else DONE, or FAILED when nothing filled."""
+    if status in (IntentStatus.HEDGING, IntentStatus.ESCALATED):
+        return IntentStatus.HEDGED
+    return IntentStatus.DONE if anything else IntentStatus.FAILED
 
 
 async def _never_placed(executor: Executor, order: Order) -> None:

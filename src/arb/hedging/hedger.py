@@ -28,7 +28,7 @@ import msgspec
 
 from arb.executor.ids import client_id
 from arb.executor.venue import PriceView, VenueGateway
-from arb.model import Order, OrderType, Side, TimeInForce
+from arb.model import Order, OrderStatus, OrderType, Side, TimeInForce
 from arb.risk.checks import Denied, OrderIntent, OrderRequest, RiskContext, TradingState
 
 if TYPE_CHECKING:
@@ -106,10 +106,13 @@ class Hedger:
         sent: list[str] = []
         notes: list[str] = []
         leg = first_leg if first_leg is not None else await self._next_leg(runner, residual.execution_id)
+        # Venues that refused a hedge order outright (a reject, a 429, an auth error: nothing filled): the next
+        # attempts go elsewhere while another venue can take the order, instead of asking again one that said no.
+        refused: set[str] = set()
         for attempt in range(self.attempts):
             if remaining <= 0 or time.monotonic() >= deadline:
                 break
-            choice = self._choose(residual, remaining)
+            choice = self._choose(residual, remaining, avoid=refused)
             if isinstance(choice, str):
                 notes.append(choice)
                 await asyncio.sleep(self.retry_s)
@@ -134,6 +137,8 @@ class Hedger:
             sent.append(order.client_id)
             final = await runner.run_order(order, self.gateways[venue], residual.execution_id)
             remaining -= final.filled
+            if final.status is OrderStatus.REJECTED and final.filled == 0:
+                refused.add(venue)
             notes.append(f"attempt {attempt + 1} on {venue}: {final.status.value} {final.filled}/{order.amount}")
             log.info("hedger.attempt execution=%s venue=%s status=%s filled=%s remaining=%s",
                      residual.execution_id, venue, final.status.value, final.filled, remaining)  # fmt: skip
@@ -152,7 +157,20 @@ class Hedger:
         orders = await runner.store.orders_of(ex_id)
         return max([FIRST_HEDGE_LEG - 1, *(o.leg for o in orders)]) + 1
 
-    def _choose(self, residual: Residual, remaining: Decimal) -> tuple[str, str, Order] | str:
+    def _choose(
+        self, residual: Residual, remaining: Decimal, avoid: frozenset[str] | set[str] = frozenset()
+    ) -> tuple[str, str, Order] | str:
+        """The venue, symbol and order of the next attempt (or why there is none): venues in `avoid` only when no
+        other venue qualifies."""
+        if avoid:
+            elsewhere = self._choose_among(residual, remaining, avoid)
+            if not isinstance(elsewhere, str):
+                return elsewhere
+        return self._choose_among(residual, remaining, frozenset())
+
+    def _choose_among(
+        self, residual: Residual, remaining: Decimal, avoid: frozenset[str] | set[str]
+    ) -> tuple[str, str, Order] | str:
         inst = self.settings.instruments.get(residual.instrument)
         if inst is None:
             return f"unknown instrument {residual.instrument}"
@@ -160,7 +178,7 @@ class Hedger:
         selling = residual.side is Side.SELL
         for venue, symbol in inst.venues.items():
             gateway = self.gateways.get(venue)
-            if gateway is None:
+            if gateway is None or venue in avoid:
                 continue
             if self.policy == "reverse" and venue != residual.origin_venue:
                 continue
