@@ -365,7 +365,11 @@ class Executor:
         """Send one order and follow it to a final state, with every transition and fill in the ledger; returns the
         order as it ended (its status FILLED / CANCELLED / REJECTED, `filled` what the venue executed)."""
         send = asyncio.ensure_future(gateway.create_order(order))
-        await self.transition(order, OrderStatus.SENT, "sent")
+        try:
+            await self.transition(order, OrderStatus.SENT, "sent")
+        except LedgerError as exc:  # the order is out (its intent row is written): follow it whatever this row says
+            log.error("executor.sent_unrecorded client_id=%s error=%r", order.client_id, str(exc))
+            order.status = OrderStatus.SENT
         try:
             report = await send
         except RequestTimedOut as exc:
