@@ -412,7 +412,10 @@ class CcxtConnector:
         symbol happens to be returned), and each call costs ccxt O(symbols) (it re-validates every symbol and races a
         future per symbol): calling it per message costs ~1 ms per update on a 100-symbol chunk. Pausing `SWEEP_S`
         between calls bounds that to 1/SWEEP_S calls a second, whatever the message rate, for at most `SWEEP_S` of
-        extra latency on the books that were not the one returned."""
+        extra latency on the books that were not the one returned.
+
+        Books that change through socket messages are published sooner, by `_sweep_after_messages`; what this sweep
+        still adds is a book ccxt rebuilt from a REST snapshot on a socket that has gone quiet since."""
         seen = self._seen
         books = exchange.orderbooks
         limit = self.venue.book_limit

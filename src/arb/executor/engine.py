@@ -206,8 +206,8 @@ class Executor:
         sell_px = gw_sell.price_to_precision(sym_sell, bid * (1 - self.slippage))
         cap_usd = Decimal(repr(self.settings.risk.max_order_notional_usd))
         amount = min(Decimal(repr(opp.size)), cap_usd / (max(buy_px, sell_px) * usd))  # both legs within the cap
-        quote_free = self._free(opp.buy_venue, m_buy.quote)
-        base_free = self._free(opp.sell_venue, m_sell.base)
+        quote_free = self.context.free(opp.buy_venue, m_buy.quote)
+        base_free = self.context.free(opp.sell_venue, m_sell.base)
         amount = min(amount, quote_free / (buy_px * (1 + m_buy.taker_fee)), base_free)
         if amount <= 0:
             return (
@@ -249,10 +249,6 @@ class Executor:
             ts=now,
         )  # fmt: skip
         return _Plan(intent, (orders[0], orders[1]), (requests[0], requests[1]))
-
-    def _free(self, venue: str, asset: str) -> Decimal:
-        ctx = self.context
-        return ctx.balances.get((venue, asset), ZERO) - ctx.reserved.get((venue, asset), ZERO)
 
     def _approve(self, plan: _Plan) -> list[tuple[str, str, Decimal]] | str:
         reserved: list[tuple[str, str, Decimal]] = []

@@ -56,7 +56,7 @@ class TradingLoop:
         self._wake.set()
 
     async def __aenter__(self) -> TradingLoop:
-        await self.executor.start()
+        """Start taking opportunities; the executor must be started (balances loaded) and reconciled already."""
         self._task = tasks.spawn(self._run(), name="executor-loop")
         return self
 

@@ -191,7 +191,7 @@ class Hedger:
                 market = gateway.market(symbol)
             except KeyError:
                 continue
-            funds = self._free(venue, market.base if selling else market.quote)
+            funds = self.context.free(venue, market.base if selling else market.quote)
             need = remaining if selling else remaining * Decimal(repr(top.ask))
             if funds < need:
                 continue
@@ -214,10 +214,6 @@ class Hedger:
         order = Order(client_id="", venue=venue, symbol=symbol, side=residual.side, type=OrderType.LIMIT,
                       amount=amount, price=limit, time_in_force=TimeInForce.IOC)  # fmt: skip
         return venue, symbol, order
-
-    def _free(self, venue: str, asset: str) -> Decimal:
-        ctx = self.context
-        return ctx.balances.get((venue, asset), ZERO) - ctx.reserved.get((venue, asset), ZERO)
 
     def _request(self, residual: Residual, venue: str, symbol: str, order: Order) -> OrderRequest:
         market = self.gateways[venue].market(symbol)

@@ -152,6 +152,12 @@ class RiskContext:
         while times and times[0] <= horizon:
             times.popleft()
 
+    def free(self, venue: str, asset: str) -> Decimal:
+        """Balance not held by in-flight orders, for sizing (a balance never read counts as none here; the check
+        itself denies on an unknown balance instead)."""
+        key = (venue, asset)
+        return self.balances.get(key, _ZERO) - self.reserved.get(key, _ZERO)
+
     def reserve(self, venue: str, asset: str, amount: Decimal) -> None:
         """Hold `amount` of `asset` on `venue` for an approved order (release it with a negative amount)."""
         key = (venue, asset)
