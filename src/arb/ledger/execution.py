@@ -49,13 +49,13 @@ import contextlib
 import decimal
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import msgspec
-from sqlalchemy import Column, Row, RowMapping, Select, select, update
+from sqlalchemy import Column, Connection, Row, RowMapping, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -148,6 +148,7 @@ class ExecutionStore:
         self._ledger = ledger
         dialect = ledger.engine.dialect.name
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._intent_insert = self._insert(INTENTS).on_conflict_do_nothing()  # built once: the write-ahead's hot path
 
     # -- intents -----------------------------------------------------------------------------------------------
 
@@ -171,14 +172,20 @@ class ExecutionStore:
             "status": IntentStatus.PLANNED.value,
             "updated_ns": intent.ts,
         }
-        # The first statement is a write (no lock to take first), and a new intent's client ids need no lookup
-        # (the UNIQUE constraints still refuse a clash): the write-ahead is on every execution's critical path.
-        async with self._write("write_intent", lock_first=False) as connection:
-            result = await connection.execute(self._insert(INTENTS).values(values).on_conflict_do_nothing())
-            if result.rowcount != 1:
+        # The write-ahead is on every execution's critical path: one call on the ledger's writer thread (see
+        # `Ledger.write_in_thread`), the first statement a write (no lock to take first), and no lookup for a new
+        # intent's client ids (the UNIQUE constraints still refuse a clash).
+        insert = self._intent_insert
+
+        def work(connection: Connection) -> None:
+            if connection.execute(insert, values).rowcount != 1:
                 log.warning("ledger.duplicate_intent id=%s", intent.id)
                 raise DuplicateIntent(intent.id)
-            await self._insert_orders(connection, intent.id, rows, check_clash=False)
+            _insert_orders(connection, intent.id, rows, check_clash=False)
+
+        with _mapped_errors("write_intent"):
+            self._ledger._check_open()
+            await self._ledger.write_in_thread(work)
         log.info(
             "ledger.intent_written id=%s opportunity=%s mode=%s orders=%d", intent.id, intent.opportunity_id,
             intent.mode, len(rows),
@@ -254,7 +261,7 @@ class ExecutionStore:
         async with self._write("add_orders") as connection:
             if not (await connection.execute(select(INTENTS.c.id).where(INTENTS.c.id == intent_id))).first():
                 raise RecordNotFound(f"execution intent {intent_id!r} is not in the ledger")
-            await self._insert_orders(connection, intent_id, rows)
+            await connection.run_sync(_insert_orders, intent_id, rows)
         return [_order_record(row) for row in rows]
 
     async def transition(
@@ -521,41 +528,6 @@ class ExecutionStore:
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
-    async def _insert_orders(
-        self, connection: AsyncConnection, intent_id: str, rows: list[dict[str, Any]], *, check_clash: bool = True
-    ) -> None:
-        if not rows:
-            return
-        ids = [row["client_id"] for row in rows]
-        if len(set(ids)) != len(ids) or len({row["leg"] for row in rows}) != len(rows):
-            raise DuplicateOrder(f"intent {intent_id!r}: the orders repeat a client id or a leg number: {ids}")
-        o = ORDERS.c
-        clash = select(o.client_id, o.intent_id, o.leg).where(
-            o.client_id.in_(ids) | ((o.intent_id == intent_id) & o.leg.in_([row["leg"] for row in rows]))
-        )
-        taken = (await connection.execute(clash)).all() if check_clash else []
-        if taken:
-            found = ", ".join(f"{r.client_id!r} (intent {r.intent_id!r} leg {r.leg})" for r in taken)
-            raise DuplicateOrder(f"intent {intent_id!r}: already in the ledger: {found}")
-        try:
-            await connection.execute(ORDERS.insert(), rows)
-        except IntegrityError as e:  # a concurrent writer took one between the check and the insert
-            raise DuplicateOrder(f"intent {intent_id!r}: orders {ids} clash with the ledger ({describe(e)})") from e
-        await connection.execute(
-            ORDER_EVENTS.insert(),
-            [
-                {
-                    "client_id": row["client_id"],
-                    "from_status": None,
-                    "to_status": OrderStatus.NEW.value,
-                    "ts_ns": row["created_ns"],
-                    "detail": "created",
-                    "filled": Decimal(0),
-                }
-                for row in rows
-            ],
-        )
-
     @staticmethod
     async def _locked(connection: AsyncConnection, key: Column[str], value: str, subject: str) -> RowMapping:
         """The row whose `key` is `value`, read under its write lock (see the module docstring): PostgreSQL locks it
@@ -578,7 +550,7 @@ class ExecutionStore:
         LedgerUnavailable, a constraint the database enforces InvalidRecord; the store's own refusals pass as they
         are."""
         self._ledger._check_open()
-        try:
+        with _mapped_errors(operation):
             async with self._ledger.engine.begin() as connection:
                 if lock_first and connection.dialect.name == "sqlite":
                     # Take SQLite's write lock before any read: a deferred transaction that reads (add_orders checks
@@ -586,10 +558,6 @@ class ExecutionStore:
                     # "database is locked" instead of waiting; a write first waits under the busy timeout.
                     await connection.exec_driver_sql("DELETE FROM execution_intents WHERE 0")
                 yield connection
-        except IntegrityError as e:
-            raise InvalidRecord(f"ledger {operation}: refused by the database ({describe(e)})") from e
-        except OUTAGE_ERRORS as e:
-            raise LedgerUnavailable(operation, describe(e)) from e
 
     async def _read(self, operation: str, query: Select[Any]) -> Sequence[Row[Any]]:
         self._ledger._check_open()
@@ -599,6 +567,57 @@ class ExecutionStore:
                 return rows
         except OUTAGE_ERRORS as e:
             raise LedgerUnavailable(operation, describe(e)) from e
+
+
+def _insert_orders(
+    connection: Connection, intent_id: str, rows: list[dict[str, Any]], *, check_clash: bool = True
+) -> None:
+    """New orders of an intent (and their `created` events); DuplicateOrder for a client id or leg already taken.
+    Synchronous: run on a writer thread or through `AsyncConnection.run_sync`."""
+    if not rows:
+        return
+    ids = [row["client_id"] for row in rows]
+    if len(set(ids)) != len(ids) or len({row["leg"] for row in rows}) != len(rows):
+        raise DuplicateOrder(f"intent {intent_id!r}: the orders repeat a client id or a leg number: {ids}")
+    if check_clash:
+        o = ORDERS.c
+        clash = select(o.client_id, o.intent_id, o.leg).where(
+            o.client_id.in_(ids) | ((o.intent_id == intent_id) & o.leg.in_([row["leg"] for row in rows]))
+        )
+        taken = connection.execute(clash).all()
+        if taken:
+            found = ", ".join(f"{r.client_id!r} (intent {r.intent_id!r} leg {r.leg})" for r in taken)
+            raise DuplicateOrder(f"intent {intent_id!r}: already in the ledger: {found}")
+    try:
+        connection.execute(ORDERS.insert(), rows)
+    except IntegrityError as e:  # a concurrent writer took one between the check and the insert
+        raise DuplicateOrder(f"intent {intent_id!r}: orders {ids} clash with the ledger ({describe(e)})") from e
+    connection.execute(
+        ORDER_EVENTS.insert(),
+        [
+            {
+                "client_id": row["client_id"],
+                "from_status": None,
+                "to_status": OrderStatus.NEW.value,
+                "ts_ns": row["created_ns"],
+                "detail": "created",
+                "filled": Decimal(0),
+            }
+            for row in rows
+        ],
+    )
+
+
+@contextlib.contextmanager
+def _mapped_errors(operation: str) -> Iterator[None]:
+    """A database failure becomes LedgerUnavailable, a constraint the database enforces InvalidRecord; the store's
+    own refusals pass as they are."""
+    try:
+        yield
+    except IntegrityError as e:
+        raise InvalidRecord(f"ledger {operation}: refused by the database ({describe(e)})") from e
+    except OUTAGE_ERRORS as e:
+        raise LedgerUnavailable(operation, describe(e)) from e
 
 
 # -- validation: bad input gets an error naming the record and the field, before anything is written ---------------

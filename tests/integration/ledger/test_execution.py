@@ -467,3 +467,25 @@ async def test_a_bad_fill_or_transition_value_is_refused_naming_the_field(store:
         await store.save_trading_state("PAUSED", "x", "y", NS)  # type: ignore[arg-type]
     assert await count(store, FILLS) == 0
     assert await count(store, ORDER_EVENTS) == 3  # two creations and the one good transition
+
+
+async def test_write_aheads_and_other_writes_interleave_without_losing_any(url: str) -> None:
+    """The write-ahead runs on the ledger's writer thread (SQLite: its own connection) while order transitions go
+    through the async engine: under concurrency every one of them must land, none refused as 'database is locked'."""
+    if make_url(url).get_backend_name() == "sqlite":
+        url = url.replace("timeout=0.05", "timeout=5")  # the default busy timeout, as a user runs it
+    async with open_ledger(url) as ledger:
+        store = ledger.execution()
+
+        async def one(k: int) -> None:
+            it = msgspec.structs.replace(intent(f"w{k}"), opportunity_id=f"o{k}")
+            await store.write_intent(it, pair(f"w{k}"))
+            await store.transition(f"w{k}-0", OrderStatus.SENT, NS + 1, detail="sent")
+
+        await asyncio.gather(*(one(k) for k in range(40)))
+        assert await count(store, INTENTS) == 40
+        assert await count(store, ORDERS) == 80
+        assert await count(store, ORDER_EVENTS) == 120  # created x2 and sent x1 per intent
+        sent = await store.order("w39-0")
+        assert sent is not None
+        assert sent.order.status == OrderStatus.SENT
