@@ -46,7 +46,7 @@ from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percen
 if TYPE_CHECKING:
     from arb.scanner.engine import Scanner
     from arb.scanner.truth import TruthReport
-    from arb.trading import TradingReport
+    from arb.trading import TradingReport, TradingSession
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,8 @@ class _Watch:
         self.keep_events = False
         self.scanner: Scanner | None = None
         self.trading: TradingReport | None = None
+        self.session: TradingSession | None = None
+        """`arb run`'s trading session, shown live (executions, PnL, trading state) while it runs."""
         self.order_faults = 0
 
     def on_event(self, event: OpportunityEvent) -> None:
@@ -452,6 +454,7 @@ async def _run_stack(
                     async with session_cm as session:
                         if session is not None:
                             scanner.sinks.append(session.offer)
+                            watch.session = session
                         freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
                         await _watch(watch, grid, venues, serving, opts, console)
                         if session is not None:
@@ -639,7 +642,36 @@ def _live_view(watch: _Watch, serving: dict[str, int]) -> Group:
                      f"{o.priority:.3g}")  # fmt: skip
     c = watch.opportunities
     opps.caption = f"opened {c.opened}  closed {c.closed}  open now {len(watch.scanner.open) if watch.scanner else 0}"
-    return Group(table, opps)
+    if watch.session is None:
+        return Group(table, opps)
+    return Group(table, opps, _executions_view(watch.session, watch.order_faults))
+
+
+def _executions_view(session: TradingSession, order_faults: int) -> Table:
+    """`arb run`'s live trading panel: the latest executions and the running totals a trader watches."""
+    outcomes = session.loop.outcomes
+    table = Table(title=f"executions ({session.executor.mode}; newest first)")
+    for col in ("instrument", "buy", "sell", "status", "amount", "pred bps", "real bps", "PnL USD", "note"):
+        table.add_column(col, justify="left" if col in ("instrument", "buy", "sell", "status", "note") else "right")
+    colors = {"done": "green", "hedged": "yellow", "aborted": "dim", "failed": "red", "escalated": "bold red"}
+    for o in reversed(outcomes[-8:]):
+        pnl = "" if o.realized_pnl_usd is None else f"{float(o.realized_pnl_usd):.2f}"
+        table.add_row(
+            o.instrument, o.buy_venue, o.sell_venue, f"[{colors.get(o.status, 'white')}]{o.status}[/]",
+            f"{o.amount:f}" if o.amount else "", "" if o.predicted_bps is None else f"{o.predicted_bps:.1f}",
+            "" if o.realized_bps is None else f"{o.realized_bps:.1f}", pnl, (o.reason or o.hedge)[:40],
+        )  # fmt: skip
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    realized = sum(float(o.realized_pnl_usd) for o in outcomes if o.realized_pnl_usd is not None)
+    state = session.risk.state.value
+    shown = "  ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet"
+    table.caption = (
+        f"offered {session.loop.offered}  {shown}  in flight {session.loop.in_flight}  "
+        f"realized {realized:.2f} USD  trading state {state.upper()}  order faults armed {order_faults}"
+    )
+    return table
 
 
 def _summary(report: DemoReport) -> str:

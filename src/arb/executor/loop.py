@@ -41,6 +41,11 @@ class TradingLoop:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
+    @property
+    def in_flight(self) -> int:
+        """Executions running now."""
+        return len(self._running)
+
     def offer(self, event: OpportunityEvent) -> None:
         """Scanner sink: an opened (or updated, still pending) opportunity becomes a candidate; a closed one is
         dropped if it has not started."""
