@@ -256,6 +256,15 @@ def run_cmd(
         float | None,
         typer.Option("--order-fault-every", min=0.5, help="Local venues: arm one order fault every this many seconds."),
     ] = None,
+    manual: Annotated[
+        bool, typer.Option("--manual", help="Execute only what `arb execute OPPORTUNITY_ID` asks for.")
+    ] = False,
+    dislocation_ms: Annotated[
+        tuple[int, int],
+        typer.Option(
+            "--dislocation-ms", min=50, max=600_000, help="Local venues: an injected dislocation lasts MIN MAX ms."
+        ),
+    ] = (500, 3000),
 ) -> None:
     """Scan -> risk -> execute, paper by default: on the local venues, orders go to their private endpoints."""
     from arb.demo import DemoOptions, run_trading
@@ -270,9 +279,79 @@ def run_cmd(
         )
     options = DemoOptions(
         seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
-        order_fault_every_s=order_fault_every,
+        order_fault_every_s=order_fault_every, manual=manual, dislocation_ms=dislocation_ms,
     )  # fmt: skip
+    if dislocation_ms[0] > dislocation_ms[1]:
+        raise _fail(f"--dislocation-ms: MIN {dislocation_ms[0]} is above MAX {dislocation_ms[1]}")
     raise typer.Exit(_run(lambda: run_trading(settings, out, options)))
+
+
+@app.command("execute")
+def execute_cmd(
+    opportunity_id: Annotated[
+        str, typer.Argument(help="An id from `arb scan` / `arb run` (kind:instrument:buy>sell:ns).")
+    ],
+    config: ConfigOpt = None,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0.5, max=600.0, help="Seconds for a running `arb run` to take the request.")
+    ] = 10.0,
+    json: JsonOpt = False,
+) -> None:
+    """Execute one opportunity now, through the running `arb run` (same Redis: ARB_REDIS_URL); exit 0 if it traded."""
+    import msgspec
+
+    from arb.executor.commands import AnswerOverdue, NoTradingProcess, request_execution
+    from arb.grid import GridError, GridLayout, PriceGrid
+
+    settings = _load(config)
+    problem = _opportunity_id_problem(settings, opportunity_id)
+    if problem is not None:
+        raise _fail(problem)
+    if settings.redis_url is None:
+        raise _fail(
+            "arb execute hands the opportunity to the running `arb run`, which holds the venues and the executor: "
+            "set ARB_REDIS_URL to the Redis it uses (it prints it at start: 'grid Redis: ...'); nothing was sent"
+        )
+    url = settings.redis_url.get_secret_value()
+
+    async def ask() -> Any:
+        async with PriceGrid.from_url(url, GridLayout.from_settings(settings), settings.grid) as grid:
+            return await request_execution(grid, opportunity_id, timeout_s=wait)
+
+    try:
+        answer = _run(ask)
+    except (NoTradingProcess, AnswerOverdue) as exc:
+        raise _fail(str(exc), 1) from None
+    except GridError as exc:
+        raise _fail(f"arb execute: Redis failed: {exc}; nothing was sent", 1) from None
+    if json:
+        _print_json(msgspec.to_builtins(answer))
+    elif not answer.executed:
+        out.print(f"not executed: {answer.reason}")
+    else:
+        o = answer.outcome or {}
+        out.print(
+            f"execution {o.get('execution_id')}: {o.get('status')} {o.get('reason') or ''} amount {o.get('amount')} "
+            f"realized {o.get('realized_pnl_usd')} USD (predicted {o.get('predicted_pnl_usd', 0.0):.4f})"
+        )
+    ok = answer.executed and (answer.outcome or {}).get("status") in ("done", "hedged")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _opportunity_id_problem(settings: Settings, oid: str) -> str | None:
+    """Why `oid` cannot be an opportunity id of these settings (scanner ids: kind:instrument:buy>sell:data_ns)."""
+    kind, _, rest = oid.partition(":")
+    head, _, ns = rest.rpartition(":")
+    instrument, _, pair = head.rpartition(":")
+    buy, _, sell = pair.partition(">")
+    if kind not in ("spot", "basis", "triangular") or not ns.isdigit() or not instrument or not buy or not sell:
+        return f"{oid!r} is not an opportunity id (kind:instrument:buy>sell:ns, as `arb scan` prints them)"
+    if instrument not in settings.instruments:
+        return f"{oid!r}: unknown instrument {instrument!r}"
+    unknown = [v for v in (buy, sell) if v not in settings.venues]
+    if unknown:
+        return f"{oid!r}: unknown venue {unknown[0]!r}"
+    return None
 
 
 async def _with_store(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:

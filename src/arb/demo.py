@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import sys
 import tempfile
@@ -44,6 +45,8 @@ from arb.logs import mask_url
 from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percentile_ms, merge_histograms
 
 if TYPE_CHECKING:
+    from arb.executor.commands import Handler
+    from arb.executor.engine import Outcome
     from arb.scanner.engine import Scanner
     from arb.scanner.truth import TruthReport
     from arb.trading import TradingReport, TradingSession
@@ -81,6 +84,8 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     keep_events: bool = False
     """Keep every opportunity event of the run (for `arb.scanner.truth`); otherwise only counts are kept."""
     trade: bool = False
+    manual: bool = False
+    """With `trade`: execute only what `arb execute` asks for, nothing automatically (`arb run --manual`)."""
     """`arb run`: execute what the scanner opens (paper: against the local venues' private endpoints)."""
     live: bool = False
     """With `trade` and settings `mode: live`: real orders on real venues (`arb run --live`)."""
@@ -394,6 +399,7 @@ async def _run_stack(
 ) -> DemoRun:
     from arb.connectors.ccxt_pro import ConnectorOptions
     from arb.connectors.worker import worker_args
+    from arb.executor.commands import CommandServer
     from arb.grid import GridLayout, PriceGrid
     from arb.ledger import open_ledger
     from arb.procs import Child, freeze_heap
@@ -453,8 +459,11 @@ async def _run_stack(
                     )  # fmt: skip
                     async with session_cm as session:
                         if session is not None:
-                            scanner.sinks.append(session.offer)
+                            if not opts.manual:
+                                scanner.sinks.append(session.offer)
                             watch.session = session
+                            handler = execute_by_id(session, scanner, ledger)
+                            await stack.enter_async_context(CommandServer(grid, handler))
                         freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
                         await _watch(watch, grid, venues, serving, opts, console)
                         if session is not None:
@@ -467,6 +476,25 @@ async def _run_stack(
             watch.opportunities.persisted = persist.written
             watch.opportunities.persist_dropped = persist.dropped
         return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
+
+
+def execute_by_id(session: TradingSession, scanner: Scanner, ledger: Any) -> Handler:
+    """`arb execute`'s handler in `arb run`: the scanner's current version of the opportunity if it is open, executed
+    through the trading loop; otherwise why not, from the ledger's record of it."""
+
+    async def handle(opportunity_id: str) -> Outcome | str:
+        for state in scanner.open.values():
+            if state.id == opportunity_id:
+                return await session.loop.execute_now(state.last)
+        record = await ledger.opportunity(opportunity_id)
+        if record is None:
+            return f"unknown opportunity {opportunity_id!r}: not open in this arb run and not in the ledger"
+        if record.closed_at_ns is not None:
+            closed = dt.datetime.fromtimestamp(record.closed_at_ns / 1e9, dt.UTC).isoformat(timespec="milliseconds")
+            return f"opportunity {opportunity_id!r} closed at {closed} ({record.close_reason}); nothing was sent"
+        return f"opportunity {opportunity_id!r} is not open in this arb run's scanner (another process opened it)"
+
+    return handle
 
 
 async def _watch(

@@ -11,7 +11,9 @@ traded. Nothing is sent to a real venue unless the settings say `mode: live` and
 The run's summary (`TradingReport`) holds what a user judges an executor by: executions and how they ended, the
 success rate (executions that ended flat: both legs equal, or the residual hedged), realized vs predicted PnL, and
 `unaccounted_exposure` (USD): per asset, the change of the venues' balances over the run minus the change the ledger's
-fills account for, valued in USD and summed in absolute value (zero when every fill is booked exactly once).
+fills account for, valued in USD and summed in absolute value (zero when every fill is booked exactly once); and
+`inventory`: how each asset drifted across the venues over the run, the venues flagged for it, and a transfer plan
+with its withdrawal fees (`arb.hedging.inventory`; wallet data from the grid, as the scanner reads it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
     from arb.executor.venue import VenueGateway
     from arb.grid import PriceGrid
     from arb.grid.mirror import GridMirror
+    from arb.hedging.inventory import InventoryReport
     from arb.ledger import Ledger
-    from arb.model import Opportunity
+    from arb.model import Opportunity, WalletRecord
     from arb.risk import RiskEngine
     from arb.scanner.engine import Scanner
 
@@ -74,6 +78,9 @@ class TradingReport(msgspec.Struct, kw_only=True):
     """Asset -> venues' balance change minus the ledger's, in units of the asset (only nonzero ones)."""
     reconciled: dict[str, int]
     trading_state: str
+    inventory: dict[str, Any]
+    """`arb.hedging.inventory.InventoryReport` as plain values: drift per asset and venue, flagged venues, and the
+    rebalancing `plan` (empty when balanced) with its `total_cost_usd` (None when a fee is unknown)."""
 
 
 @dataclass
@@ -85,6 +92,8 @@ class TradingSession:
     prices: GridPrices
     start_balances: dict[tuple[str, str], Decimal]
     reconciled: dict[str, int]
+    grid: PriceGrid | None = None
+    """Where the connectors publish wallet data (withdrawal fees, open/suspended); None: fees unknown."""
 
     def offer(self, event: Any) -> None:
         self.loop.offer(event)
@@ -174,7 +183,7 @@ async def trading(
             "intents_settled": len(result.intents_settled),
         }
         loop = await stack.enter_async_context(TradingLoop(executor, max_concurrent=max_concurrent))
-        yield TradingSession(executor, loop, risk, gateways, prices, start_balances, reconciled)
+        yield TradingSession(executor, loop, risk, gateways, prices, start_balances, reconciled, grid)
 
 
 def current(scanner: Scanner, opp: Opportunity) -> Opportunity | None:
@@ -272,6 +281,7 @@ async def report(session: TradingSession) -> TradingReport:
     ]
     lat = sorted(o.send_latency_us / 1e3 for o in sent if o.send_latency_us is not None)
     unaccounted, by_asset = await unaccounted_exposure(session)
+    inventory = await inventory_of(session)
     return TradingReport(
         mode=executor.mode,
         offered=session.loop.offered,
@@ -287,6 +297,7 @@ async def report(session: TradingSession) -> TradingReport:
         exposure_by_asset=by_asset,
         reconciled=session.reconciled,
         trading_state=session.risk.state.value,
+        inventory=msgspec.to_builtins(inventory),
     )
 
 
@@ -318,6 +329,39 @@ async def unaccounted_exposure(session: TradingSession) -> tuple[float, dict[str
             continue
         total += abs(d) * price
     return total, nonzero
+
+
+async def inventory_of(session: TradingSession) -> InventoryReport:
+    """Drift of the traded venues' balances since the session started, with a transfer plan (see the module)."""
+    from arb.hedging.inventory import inventory_report
+
+    executor = session.executor
+    start = {k: v for k, v in session.start_balances.items() if k[0] in session.gateways}
+    now = {k: v for k, v in executor.context.balances.items() if k[0] in session.gateways}
+    prices = asset_prices_usd(executor, {a for _, a in (*start, *now)})
+    wallets = await read_wallet_records(session.grid, executor.settings, set(start) | set(now))
+    return inventory_report(start, now, prices_usd=prices, wallets=wallets, settings=executor.settings)
+
+
+async def read_wallet_records(
+    grid: PriceGrid | None, settings: Settings, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], WalletRecord]:
+    """(venue, asset) -> the venue's published wallet record, read the way the scanner reads it (`TransferBook`: one
+    read of the grid's wallet tables; a record older than `scanner.wallet_max_age_s` is unknown). No grid, or one
+    that cannot be read: no records (every fee unknown, never 0)."""
+    if grid is None:
+        return {}
+    from arb.grid import GridError
+    from arb.scanner.transfer import TransferBook
+
+    book = TransferBook(settings, grid.layout)
+    try:
+        await book.refresh(grid, force=True)
+    except GridError as exc:
+        log.warning("trading.wallets_unreadable error=%r", str(exc))
+        return {}
+    now_ns = time.time_ns()
+    return {(v, a): rec for v, a in keys if (rec := book.record(v, a, now_ns)) is not None}
 
 
 def _pct(values: list[float], q: float) -> float:

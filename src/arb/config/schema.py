@@ -268,6 +268,10 @@ class ExecutorSettings(Strict):
     hedge_attempts: Annotated[int, Field(ge=1, le=20)] = 3
     pair_cooldown_s: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 30.0
     """After a pair ends unequal, the same venue pair is not traded again for this long (FAULTS E1)."""
+    rebalance_drift: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.25
+    """An asset's balance on a venue has drifted when it moved by more than this fraction of the asset's total over
+    all venues since the run started; the trading report flags it and plans transfers back (`arb.hedging.inventory`).
+    """
 
 
 class Settings(BaseSettings):

@@ -60,6 +60,16 @@ class TradingLoop:
         self._pending[opp.id] = opp
         self._wake.set()
 
+    async def execute_now(self, opp: Opportunity) -> Outcome:
+        """Execute `opp` at once (`arb execute`): the same path as the loop's, counted with its outcomes, and taken
+        out of the queue so the loop does not try it again (if the loop already did, the ledger refuses a second
+        intent of it: the outcome is `aborted`, reason `duplicate`)."""
+        self._pending.pop(opp.id, None)
+        self._seen.add(opp.id)
+        outcome = await self.executor.execute(opp)
+        self.outcomes.append(outcome)
+        return outcome
+
     async def __aenter__(self) -> TradingLoop:
         """Start taking opportunities; the executor must be started (balances loaded) and reconciled already."""
         self._task = tasks.spawn(self._run(), name="executor-loop")

@@ -280,6 +280,8 @@ class GridKeys(msgspec.Struct, frozen=True):
     opportunities: str
     funding: str
     wallets: str
+    execute: str
+    """Stream of manual execute requests (`arb.executor.commands`); answers on `{execute}:<request id>`."""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
@@ -287,7 +289,7 @@ class GridKeys(msgspec.Struct, frozen=True):
         return cls(
             f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
             f"{tag}:risk:paused", f"{tag}:opportunities", f"{tag}:funding",
-            f"{tag}:wallets",
+            f"{tag}:wallets", f"{tag}:execute",
         )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:

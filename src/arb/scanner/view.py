@@ -52,9 +52,10 @@ def _bps(x: float) -> str:
 def opportunity_table(opps: list[Opportunity], title: str) -> Table:
     table = Table(title=title)
     cols = ("#", "instrument", "buy", "sell", "size", "notional", "gross", "fees", "haircut", "gas", "slippage",
-            "net bps", "profit", "transfer", "priority", "age ms", "flags")  # fmt: skip
+            "net bps", "profit", "transfer", "priority", "age ms", "flags", "id (arb execute)")  # fmt: skip
     for c in cols:
-        table.add_column(c, justify="left" if c in ("instrument", "buy", "sell", "flags") else "right")
+        left = c in ("instrument", "buy", "sell", "flags") or c.startswith("id")
+        table.add_column(c, justify="left" if left else "right", overflow="fold" if c.startswith("id") else "ellipsis")
     for k, o in enumerate(opps, 1):
         flags = ",".join(
             f
@@ -71,7 +72,7 @@ def opportunity_table(opps: list[Opportunity], title: str) -> Table:
             str(k), o.instrument, o.buy_venue, o.sell_venue, f"{o.size:.6g}", f"{o.notional:,.0f} {o.quote_currency}",
             _bps(o.gross_spread), _bps(o.fee_buy + o.fee_sell), _bps(o.haircut), _bps(o.gas), _bps(o.slippage),
             f"[bold]{o.net_edge_bps:.1f}[/]", f"{o.profit:,.2f}", transfer, f"{o.priority:.4g}",
-            f"{max(o.buy_quote_age_ms, o.sell_quote_age_ms):.0f}", flags,
+            f"{max(o.buy_quote_age_ms, o.sell_quote_age_ms):.0f}", flags, o.id,
         )  # fmt: skip
     table.caption = (
         "edges in bps of the buy VWAP; net = gross - slippage - fees - haircut - gas (+ funding for basis); transfer ="
