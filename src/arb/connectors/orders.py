@@ -12,39 +12,57 @@ What it guarantees the executor (FAULTS E2, E3, E6, E10-E14):
   `fetch_order(symbol, client_id)`. The one retry anywhere: a *read* refused for its timestamp is sent once more
   after the clock offset is resynced (E11); a write so refused raises `VenueAuthError` (it was not placed).
 - **Every call is bounded** by `timeout_s`, at the asyncio level (rate-limiter waits included) and as ccxt's HTTP
-  `timeout`.
+  `timeout`; a lookup by client id is at most two such calls (open orders, then recent ones), plus one for trades.
 - **Rate limits** (`arb.connectors.order_limits.OrderLimiter`): ccxt's weight limiter (`enableRateLimit`) paces
   requests; the venue's order-count windows (`VenueConfig.order_rate_limits`) gate creates and cancels; after a
   429/418 no call of any kind reaches the venue until its Retry-After has passed (E10); after a maintenance answer or
   a refused connection the venue is refused locally for a backoff, never polled in a loop (E13).
-- **Client ids** go out as ccxt's unified `clientOrderId` (Binance `newClientOrderId` / `origClientOrderId`, OKX
-  `clOrdId`); `check_order` refuses one the venue would (E14), with off-tick prices, off-step amounts and notionals
-  below the minimum, using ccxt's precision helpers on the venue's own market rules. Amounts and prices are sent as
-  the strings those helpers return.
+- **Client ids** are the venue's own field, sent, found and cancelled by the venue's dialect
+  (`arb.connectors.order_dialects`): Binance `newClientOrderId` / `origClientOrderId` and OKX `clOrdId` through
+  ccxt's unified `clientOrderId`; Bybit `orderLinkId` (looked up among open and recent orders, then the history);
+  Kraken `cl_ord_id` (an id longer than Kraken's 18 characters of free text goes as a short UUID derived from it,
+  the same every time; open, then closed orders filtered by it); Coinbase `client_order_id` (no lookup by it: the
+  product's open orders, then its newest ones, are listed and matched; a cancel finds the venue id first). Reports
+  always carry our id. `check_order` refuses one the venue would (E14, on the id as sent), with off-tick prices,
+  off-step amounts and notionals below the minimum, using ccxt's precision helpers on the venue's own market rules.
+  Amounts and prices are sent as the strings those helpers return. Kraken's private calls go one at a time, so its
+  nonces arrive in the order they were signed (E12 within one gateway).
 - **Reports** carry the venue's fills (trade id, Decimal price, amount, fee and fee currency), from the order's own
-  trades when the venue returns them (Binance's FULL answer), else from its trades by order id. ccxt's unified
+  trades when the venue returns them (Binance's FULL answer), else from its trades by order id (Kraken: by the trade
+  ids its order lists; Coinbase: its fills filtered by order id). ccxt's unified
   numbers are floats; they are read back through their shortest repr, which is exact for the venue's decimal strings
   of up to 15 significant digits (every spot price, amount and fee arb trades).
 - **Keys never leak**: not in `repr`, exception messages (every key and `signature` masked, `wallets.redact`) or
   logs, ccxt's DEBUG request logs included (its logger is replaced with a masking one).
 
 Status mapping (ccxt -> `OrderStatus`): open with nothing filled -> ACKED, open and partly filled ->
-PARTIALLY_FILLED, closed -> FILLED, canceled / expired (an IOC remainder) -> CANCELLED, rejected -> REJECTED. A venue
-that answers a new order with its ids only (OKX) is asked for the order at once; if that read fails the report is
-ACKED with nothing filled, and the executor resolves it like any open order.
+PARTIALLY_FILLED, closed -> FILLED, canceled / expired (an IOC remainder) -> CANCELLED, rejected -> REJECTED; where
+ccxt's status is wrong the venue's own decides (Bybit's PartiallyFilledCanceled, which ccxt calls closed, ->
+CANCELLED; Coinbase's FAILED -> REJECTED). A venue that answers a new order or a cancel with ids only (OKX, Bybit,
+Kraken, Coinbase) is asked for the order at once (by its venue id where ccxt can read one in a single call, else by
+client id); if that read fails the report is ACKED with nothing filled, and the executor resolves it like any open
+order.
 
 Error mapping (ccxt -> `arb.executor.venue`): InvalidOrder / InsufficientFunds / any venue refusal of a create ->
 OrderRejected; RequestTimeout, a connection lost mid-request, an unreadable answer -> RequestTimedOut;
 DDoSProtection / RateLimitExceeded -> VenueRateLimited (Retry-After from the answer's headers); AuthenticationError
 / PermissionDenied / InvalidNonce -> VenueAuthError; OnMaintenance, or no connection at all -> VenueUnavailable;
 another 5xx (ExchangeNotAvailable) -> VenueUnavailable on a read, RequestTimedOut on a create or cancel (Binance: its
-outcome is unknown); OrderNotFound -> OrderNotFound (on cancel: the order is fetched instead, E6). Every 5xx,
-maintenance answer or refused connection starts the venue's local backoff.
+outcome is unknown); OrderNotFound, or no order with the client id in a lookup -> OrderNotFound (on cancel: the
+order is fetched instead, E6). Errors ccxt raises too generically are first read as the venue means them (the
+dialect's table): Kraken "EAPI:Invalid signature" (a plain ExchangeError) -> AuthenticationError, "EOrder:Invalid
+order" on a read and "EOrder:Unknown order" on a cancel (InvalidOrder) -> OrderNotFound; Bybit 10016 "Server error"
+(ExchangeError) -> ExchangeNotAvailable; a Coinbase cancel refused as UNKNOWN_CANCEL_ORDER / ORDER_IS_FULLY_FILLED
+(ccxt: a bare BadRequest) -> OrderNotFound. Every 5xx, maintenance answer or refused connection starts the venue's
+local backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import functools
 import logging
 import re
 import socket
@@ -58,6 +76,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 import aiohttp
 import ccxt
 
+from arb.connectors.order_dialects import KRAKEN_CL_ORD_ID, Dialect, Step, dialect_for
 from arb.connectors.order_limits import OrderLimiter
 from arb.connectors.polling import close_shielded, rest_exchange
 from arb.connectors.wallets import ccxt_rest_factory, redact
@@ -100,8 +119,15 @@ _CLIENT_IDS: Final = {
     # https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order (clOrdId: "case-sensitive
     # alphanumerics ... up to 32 characters")
     "okx": (re.compile(r"^[A-Za-z0-9]{1,32}$"), "1-32 letters and digits"),
+    # https://bybit-exchange.github.io/docs/v5/order/create-order (orderLinkId: "The max length is 36 characters.
+    # Combinations of numbers, letters (upper and lower cases), dashes, and underscores are supported.")
+    "bybit": (re.compile(r"^[A-Za-z0-9_-]{1,36}$"), "1-36 of A-Z a-z 0-9 _ -"),
+    # https://docs.kraken.com/api/docs/rest-api/add-order (cl_ord_id: a long UUID, a short UUID of 32 hex digits, or
+    # "free format ascii text up to 18 characters"); checked on the id as sent: a longer one goes as a short UUID
+    "kraken": (KRAKEN_CL_ORD_ID, "a UUID, 32 hex digits or 1-18 printable ASCII characters"),
+    # Coinbase Advanced Trade (client_order_id) documents no format: anything non-empty.
 }
-"""What each venue accepts as a client order id (others: anything non-empty)."""
+"""What each venue accepts as a client order id (others: anything non-empty), checked on the id as sent."""
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -193,6 +219,10 @@ class CcxtGateway:
         if config.kind != "cex":
             raise ValueError(f"venue {venue_id} is not a ccxt (cex) venue")
         self.ccxt_id = ccxt_id or config.ccxt_id or venue_id
+        self._dialect: Dialect = dialect_for(self.ccxt_id)
+        self._serial: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Lock() if self._dialect.serial else contextlib.nullcontext()
+        )
         self._venue = venue_id
         self._config = config
         self._credentials = credentials
@@ -225,12 +255,16 @@ class CcxtGateway:
             "enableRateLimit": True,
             "timeout": int(self.timeout_s * 1000),
             "options": {"maxRetriesOnFailure": 0, "fetchCurrencies": False, "fetchMargins": False},
+            **copy.deepcopy(dict(self._dialect.ccxt_config)),
         }
         exchange = rest_exchange(self._factory, self.ccxt_id, config, self._endpoint)
         exchange.logger = _MaskingLogger(logging.getLogger(f"{__name__}.ccxt"), self._mask)
         self._exchange = exchange
+        prepare = self._dialect.prepare
         try:
             await self._request("load_markets", exchange.load_markets, "read", max(self.timeout_s, OPEN_TIMEOUT_S))
+            if prepare is not None:
+                await self._request("prepare", lambda: prepare(exchange), "read")
         except BaseException:
             await self.aclose()
             raise
@@ -326,7 +360,7 @@ class CcxtGateway:
         rule = _CLIENT_IDS.get(self.ccxt_id)
         if not client_id:
             return "client_id is empty"
-        if rule is not None and not rule[0].match(client_id):
+        if rule is not None and not rule[0].match(self._dialect.wire_id(client_id)):
             return f"client_id {client_id!r} is not a valid {self._venue} client order id ({rule[1]})"
         return None
 
@@ -369,7 +403,7 @@ class CcxtGateway:
         if problem is not None:
             raise OrderRejected(self._venue, f"refused before sending: {problem}")
         await self.limiter.acquire("create", order.symbol)
-        params: dict[str, Any] = {"clientOrderId": order.client_id}
+        params: dict[str, Any] = self._dialect.create_params(self._dialect.wire_id(order.client_id))
         price: str | None = None
         if order.type == OrderType.LIMIT:
             price = exchange.price_to_precision(order.symbol, _plain(order.price or Decimal(0)))
@@ -397,19 +431,24 @@ class CcxtGateway:
         return await self._report_after_write(raw, order.symbol, order.client_id, order.side)
 
     async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
-        exchange = self._opened()
-        raw = await self._request(
-            "fetch_order", lambda: exchange.fetch_order(None, symbol, {"clientOrderId": client_id}), "read"
-        )
+        self._opened()
+        raw = await self._find(symbol, client_id)
         return await self._report(raw, symbol, client_id, None, strict_fills=True)
 
     async def cancel_order(self, symbol: str, client_id: str) -> OrderReport:
         exchange = self._opened()
+        dialect = self._dialect
         await self.limiter.acquire("cancel", symbol)
+        if dialect.cancel is not None:
+            step, ref = dialect.cancel, dialect.wire_id(client_id)
+        else:  # the venue cancels by its own id only: find the order first (OrderNotFound: nothing to cancel)
+            found = await self._find(symbol, client_id)
+            order_id = _id(found.get("id"))
+            if found.get("status") != "open" or order_id is None or dialect.cancel_by_id is None:
+                return await self._report(found, symbol, client_id, None, strict_fills=True)
+            step, ref = Step("cancel_order", dialect.cancel_by_id), order_id
         try:
-            raw = await self._request(
-                "cancel_order", lambda: exchange.cancel_order(None, symbol, {"clientOrderId": client_id}), "cancel"
-            )
+            raw = await self._request(step.op, lambda: step.call(exchange, symbol, ref), "cancel")
         except OrderNotFound:
             # Already final (filled, expired, cancelled) or never there: what the venue knows decides (FAULTS E6).
             log.info("gateway.cancel_unknown venue=%s client_id=%s symbol=%s", self._venue, client_id, symbol)
@@ -418,20 +457,42 @@ class CcxtGateway:
 
     async def fetch_balances(self) -> dict[str, Decimal]:
         exchange = self._opened()
-        raw = await self._request("fetch_balance", exchange.fetch_balance, "read")
+        params = dict(self._dialect.balance_params)
+        raw = await self._request("fetch_balance", lambda: exchange.fetch_balance(params), "read")
         free = raw.get("free") or {}
         return {asset: d for asset, value in free.items() if (d := to_decimal(value)) is not None}
+
+    async def _find(self, symbol: str, client_id: str) -> Mapping[str, Any]:
+        """The venue's order with this client id, by the dialect's lookup steps in turn (each one bounded call): an
+        answer that is one order is it; in a list, the newest with the id sent. OrderNotFound when none has it."""
+        exchange, dialect = self._exchange, self._dialect
+        wire_id = dialect.wire_id(client_id)
+        for step in dialect.lookup:
+            answer = await self._request(step.op, functools.partial(step.call, exchange, symbol, wire_id), "read")
+            if isinstance(answer, Mapping):
+                return answer
+            same = [o for o in answer or () if isinstance(o, Mapping) and o.get("clientOrderId") == wire_id]
+            if same:
+                return max(same, key=lambda o: o.get("timestamp") or 0)  # lists come newest first: ties keep that
+        detail = f"{dialect.lookup[-1].op}: no order with client id {client_id!r} on {symbol}"
+        log.info("gateway.order_not_found venue=%s client_id=%s symbol=%s", self._venue, client_id, symbol)
+        raise OrderNotFound(self._venue, detail)
 
     # ------------------------------------------------------------------ reports
 
     async def _report_after_write(
         self, raw: Mapping[str, Any], symbol: str, client_id: str, side: Side | None
     ) -> OrderReport:
-        """The report of a create or cancel answer; an answer without a status (ids only) is completed by a read,
-        and a failed read is not the write's failure (the report is then ACKED, left to the executor to resolve)."""
+        """The report of a create or cancel answer; an answer without a status (ids only) is completed by a read
+        (by the venue id where the dialect can, else by client id), and a failed read is not the write's failure (the
+        report is then ACKED, left to the executor to resolve)."""
         if raw.get("status") is None:
+            exchange, by_id, order_id = self._exchange, self._dialect.fetch_by_id, _id(raw.get("id"))
             try:
-                return await self.fetch_order(symbol, client_id)
+                if by_id is None or order_id is None:
+                    return await self.fetch_order(symbol, client_id)
+                read = await self._request("fetch_order", lambda: by_id(exchange, symbol, order_id), "read")
+                return await self._report(read, symbol, client_id, side, strict_fills=True)
             except GatewayError as exc:
                 log.warning(
                     "gateway.order_unconfirmed venue=%s client_id=%s error=%s", self._venue, client_id, exc.detail
@@ -455,7 +516,7 @@ class CcxtGateway:
         return OrderReport(
             client_id=client_id,
             venue_order_id=_id(raw.get("id")),
-            status=ccxt_status(raw.get("status"), filled),
+            status=ccxt_status(self._dialect.status(raw), filled),
             filled=filled,
             average_price=to_decimal(raw.get("average")) if filled > 0 else None,
             fills=fills,
@@ -464,17 +525,13 @@ class CcxtGateway:
     async def _fills(
         self, raw: Mapping[str, Any], symbol: str, client_id: str, side: Side | None, filled: Decimal
     ) -> tuple[Fill, ...]:
-        """The order's trades as Fills: those in the answer, else (when something filled) its trades by order id."""
-        trades: list[Any] = list(raw.get("trades") or [])
+        """The order's trades as Fills: those in the answer (with a price and amount: Kraken lists bare trade ids),
+        else (when something filled) its trades by order id, the dialect's way."""
+        trades: list[Any] = [t for t in raw.get("trades") or [] if t.get("price") is not None and t.get("amount")]
         order_id = _id(raw.get("id"))
         if not trades and filled > 0 and order_id is not None:
-            exchange = self._exchange
-            if exchange.has.get("fetchOrderTrades"):
-                trades = await self._request(
-                    "fetch_order_trades", lambda: exchange.fetch_order_trades(order_id, symbol), "read"
-                )
-            else:
-                trades = await self._request("fetch_my_trades", lambda: exchange.fetch_my_trades(symbol), "read")
+            exchange, fetch = self._exchange, self._dialect.trades
+            trades = await self._request("fetch_order_trades", lambda: fetch(exchange, raw, order_id, symbol), "read")
             trades = [t for t in trades if _id(t.get("order")) in (None, order_id)]
         order_side = side or (Side(raw["side"]) if raw.get("side") in ("buy", "sell") else None)
         out: dict[str, Fill] = {}
@@ -517,7 +574,7 @@ class CcxtGateway:
         self.limiter.check()
         generation = self._clock_generation
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(limit), self._serial:
                 result = await call()
         except ccxt.InvalidNonce as exc:
             detail = f"{op}: timestamp refused: {self._detail(str(exc))}"
@@ -529,7 +586,7 @@ class CcxtGateway:
                 raise VenueAuthError(self._venue, detail + " (clock resynced; a write is never resent)") from None
             self.limiter.check()
             try:
-                async with asyncio.timeout(limit):
+                async with asyncio.timeout(limit), self._serial:
                     result = await call()
             except Exception as again:
                 raise self._error(op, again, kind, limit) from None
@@ -571,6 +628,11 @@ class CcxtGateway:
     def _classify(self, op: str, exc: Exception, kind: Kind, detail: str, timeout_s: float) -> GatewayError:
         """The gateway error for `exc` (the table in the module docstring); checks run most specific first."""
         venue = self._venue
+        for rule in self._dialect.errors:  # what this venue means by an error ccxt leaves too generic
+            meant = rule.reading(exc, kind)
+            if meant is not None:
+                exc = meant
+                break
         cause = exc.__cause__
         if isinstance(exc, TimeoutError | ccxt.RequestTimeout):
             return RequestTimedOut(venue, f"{op}: no answer within {timeout_s} s")
