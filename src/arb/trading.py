@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 HEALTH_EVERY_S: Final = 0.5
-TRADED_PROTOCOLS: Final = frozenset({"binance", "okx"})
+TRADED_PROTOCOLS: Final = frozenset({"binance", "okx", "bybit", "kraken", "coinbase"})
 """Local venues served in these formats have private endpoints the gateway is proven against; venues served in
 other formats are streamed and scanned but not traded (logged), until their order paths are."""
 

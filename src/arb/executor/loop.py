@@ -38,6 +38,10 @@ class TradingLoop:
         self._seen: set[str] = set()
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._busy: dict[str, int] = {}
+        """Base asset -> executions of it in flight. One at a time per asset: the risk engine judges a hedge by the
+        asset's net exposure, which another execution's half-done legs would misstate (a residual hedge refused as
+        not reducing while the other's second leg is still on its way)."""
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -66,7 +70,8 @@ class TradingLoop:
         intent of it: the outcome is `aborted`, reason `duplicate`)."""
         self._pending.pop(opp.id, None)
         self._seen.add(opp.id)
-        outcome = await self.executor.execute(opp)
+        self._claim(opp)
+        outcome = await self._one(opp)
         self.outcomes.append(outcome)
         return outcome
 
@@ -98,9 +103,13 @@ class TradingLoop:
             await self._wake.wait()
             self._wake.clear()
             while self._pending and len(self._running) < self.max_concurrent:
-                best = max(self._pending.values(), key=lambda o: o.priority)
+                ready = [o for o in self._pending.values() if _asset(o) not in self._busy]
+                if not ready:
+                    break
+                best = max(ready, key=lambda o: o.priority)
                 del self._pending[best.id]
                 self._seen.add(best.id)
+                self._claim(best)  # now, not when the task first runs: the next pick must see this asset busy
                 task = tasks.spawn(self._execute(best), name=f"execute-{best.id}")
                 self._running.add(task)
                 task.add_done_callback(self._finished)
@@ -111,6 +120,25 @@ class TradingLoop:
 
     async def _execute(self, opp: Opportunity) -> None:
         try:
-            self.outcomes.append(await self.executor.execute(opp))
+            self.outcomes.append(await self._one(opp))
         except Exception:  # an execution must never take the loop down; its orders are in the ledger
             log.exception("executor.execution_crashed opportunity=%s", opp.id)
+
+    def _claim(self, opp: Opportunity) -> None:
+        asset = _asset(opp)
+        self._busy[asset] = self._busy.get(asset, 0) + 1
+
+    async def _one(self, opp: Opportunity) -> Outcome:
+        """Execute a claimed opportunity, then release its asset."""
+        asset = _asset(opp)
+        try:
+            return await self.executor.execute(opp)
+        finally:
+            left = self._busy.pop(asset) - 1
+            if left > 0:
+                self._busy[asset] = left
+            self._wake.set()  # an asset is free again: a pending opportunity of it may go now
+
+
+def _asset(opp: Opportunity) -> str:
+    return opp.instrument.split("/", 1)[0]

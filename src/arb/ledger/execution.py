@@ -388,8 +388,8 @@ class ExecutionStore:
     async def book_fill(self, fill: Fill) -> bool:
         """Book one venue fill; False (nothing written) when this venue's trade id was booked already.
 
-        A repeat whose fields differ from the booked fill is logged as a warning (`ledger.fill_conflict`): the
-        first booking stands."""
+        A repeat whose fields differ from the booked fill is logged (`ledger.fill_conflict`; an error when the
+        booked one belongs to another order): the first booking stands."""
         _check_fill(fill)
         values = {
             "venue": fill.venue,
@@ -413,9 +413,13 @@ class ExecutionStore:
         if booked:
             log.debug("ledger.fill_booked venue=%s trade_id=%s client_id=%s", fill.venue, fill.trade_id, fill.client_id)
         elif existing != fill:
-            log.warning(
-                "ledger.fill_conflict venue=%s trade_id=%s booked=%s reported=%s", fill.venue, fill.trade_id,
-                _JSON.encode(existing).decode(), _JSON.encode(fill).decode(),
+            # Another order's trade id (the venue reused it, or this ledger holds another account's history): this
+            # fill goes unbooked and the PnL and positions are wrong until someone looks; hence an error, not noise.
+            other_order = existing is not None and existing.client_id != fill.client_id
+            log.log(
+                logging.ERROR if other_order else logging.WARNING,
+                "ledger.fill_conflict venue=%s trade_id=%s other_order=%s booked=%s reported=%s", fill.venue,
+                fill.trade_id, other_order, _JSON.encode(existing).decode(), _JSON.encode(fill).decode(),
             )  # fmt: skip
         return booked
 

@@ -1053,8 +1053,12 @@ def _rate(own: Decimal | None, venue: Decimal) -> Decimal:
 
 
 def _id_base(venue_id: str, scale: int) -> int:
-    """A venue's first id: different per venue (ids from two venues do not collide in a shared ledger)."""
-    return scale + int(stable_unit(f"{venue_id}|ids") * scale) // 1000 * 1000
+    """A venue's first id: different per venue, and above every id an earlier start of the sim gave out (as a real
+    venue's ids never repeat): a ledger kept across runs books a fill once per (venue, trade id), so a restarted
+    sim reusing trade ids would have its new fills taken for ones already booked. The start second (since 2023-11)
+    times 10**6 leaves room for a million ids a second of the earlier run and stays below 2**53 (JSON numbers)."""
+    since = max(0, int(time.time()) - 1_700_000_000)
+    return since * 10**6 + scale + int(stable_unit(f"{venue_id}|ids") * scale) // 1000 * 1000
 
 
 def _walk(levels: Iterable[Fill], req: OrderRequest, rules: SymbolRules) -> list[Fill]:
