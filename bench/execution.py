@@ -14,7 +14,7 @@ Measured:
 * `send_latency_ms` p50/p99: from `Executor.execute()` being called to both orders handed to their gateways
   (`Outcome.send_latency_us`): re-check, sizing, precision, two risk checks, the ledger write-ahead, dispatch. Venue
   time is excluded (the clock stops before the HTTP requests go out). Target (issue 5): p99 <= 5 ms. The write-ahead
-  is most of it: one transaction on the ledger's writer thread (`Ledger.write_in_thread`); `ledger_write_ms` gives
+  is most of it: one transaction, inline on a connection of its own (`Ledger.write_now`); `ledger_write_ms` gives
   its own p50/p99.
 * baseline, in the same run: the same steps with the legs sent one after the other (the second leaves when the
   first answered), as a sequential script would: `baseline_send_latency_ms` and `speedup_vs_sequential` (p50 ratio).
@@ -182,6 +182,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 statuses: dict[str, int] = {}
                 for k in range(n):
                     opp = opportunity(settings, prices, INSTRUMENTS[k % len(INSTRUMENTS)], k)
+                    await asyncio.sleep(args.gap_ms / 1e3)
                     out = await executor.execute(opp)
                     statuses[out.status] = statuses.get(out.status, 0) + 1
                     if out.send_latency_us is not None:
@@ -241,6 +242,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="30 executions instead of 200")
     parser.add_argument("--executions", type=int, default=None)
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause before each execution (default 0)")
     parser.add_argument("--checks", type=int, default=None, help="risk checks per timed run (default 50000)")
     args = parser.parse_args()
     args.executions = args.executions or (30 if args.quick else 200)

@@ -173,7 +173,7 @@ class ExecutionStore:
             "updated_ns": intent.ts,
         }
         # The write-ahead is on every execution's critical path: one call on the ledger's writer thread (see
-        # `Ledger.write_in_thread`), the first statement a write (no lock to take first), and no lookup for a new
+        # `Ledger.write_now`), the first statement a write (no lock to take first), and no lookup for a new
         # intent's client ids (the UNIQUE constraints still refuse a clash).
         insert = self._intent_insert
 
@@ -185,7 +185,7 @@ class ExecutionStore:
 
         with _mapped_errors("write_intent"):
             self._ledger._check_open()
-            await self._ledger.write_in_thread(work)
+            await self._ledger.write_now(work)
         log.info(
             "ledger.intent_written id=%s opportunity=%s mode=%s orders=%d", intent.id, intent.opportunity_id,
             intent.mode, len(rows),

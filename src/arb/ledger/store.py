@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 from sqlalchemy import Row, Select, select
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from arb.ledger.errors import OUTAGE_ERRORS, CorruptRecord, LedgerUnavailable, describe
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_SQLITE_BUSY: Final = (5, 6)
+"""SQLITE_BUSY, SQLITE_LOCKED (sqlite3 error codes): another writer holds the lock."""
 
 MAX_LIMIT: Final = 10_000
 """Most rows one query returns (the API pages through more)."""
@@ -79,7 +82,7 @@ class Ledger:
         self._revision = revision
         self._closed = False
         self._execution: ExecutionStore | None = None
-        self._thread_writer: tuple[Engine, ThreadPoolExecutor] | None = None
+        self._sqlite_writers: tuple[Engine, Engine, ThreadPoolExecutor] | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -180,29 +183,42 @@ class Ledger:
         except OUTAGE_ERRORS as e:
             raise LedgerUnavailable(operation, describe(e)) from e
 
-    async def write_in_thread(self, work: Callable[[Connection], _T]) -> _T:
-        """Run `work` in one transaction (committed when it returns, rolled back when it raises) and return its result.
+    async def write_now(self, work: Callable[[Connection], _T]) -> _T:
+        """Run `work` in one transaction (committed when it returns, rolled back when it raises) and return its result,
+        as fast as the database allows: for the execution write-ahead, which is on every execution's critical path.
 
-        Why: on SQLite each statement through aiosqlite is several thread hops (cursor, execute, close...), ~28 for
-        the execution write-ahead, which put ~4 ms on every execution's critical path. Here the whole transaction
-        is one call on a dedicated writer thread with its own synchronous connection to the same file (WAL: readers
-        and the async engine's writers see it as any other writer; the busy timeout arbitrates). On PostgreSQL
-        `work` runs on the async engine through `run_sync` (asyncpg round trips are the cost there, not hops).
-        Database errors propagate as SQLAlchemy raises them; callers map them as for any write."""
+        Why not the async engine: on SQLite each statement through aiosqlite is several thread hops (cursor, execute,
+        close...), ~28 for the write-ahead, ~4 ms, and every hop is a cross-thread wake-up whose latency on a busy or
+        virtualised host has a long tail. So on SQLite the transaction first runs right here, on the event loop's
+        thread, on a synchronous connection of its own to the same file that never waits for a lock (busy timeout 0):
+        ~1 ms of CPU, no hop. If another writer holds the lock at that instant, it runs instead as one call on a
+        dedicated writer thread whose connection waits under the URL's busy timeout, so the loop never blocks on a
+        lock. Both connections never checkpoint the WAL on their commits (the async engine's writers do), so no
+        checkpoint's fsync lands on this path. On PostgreSQL `work` runs on the async engine through `run_sync`
+        (asyncpg round trips are the cost there, not hops). Database errors propagate as SQLAlchemy raises them;
+        callers map them as for any write."""
         self._check_open()
         if self.dialect != "sqlite":
             async with self._engine.begin() as connection:
                 return await connection.run_sync(work)
-        if self._thread_writer is None:
-            self._thread_writer = (
+        if self._sqlite_writers is None:
+            self._sqlite_writers = (
+                create_sync_sqlite_engine(self._engine.url, busy_timeout_s=0.0),
                 create_sync_sqlite_engine(self._engine.url),
                 ThreadPoolExecutor(1, thread_name_prefix="arb-ledger-writer"),
             )
-        engine, thread = self._thread_writer
+        inline, threaded, thread = self._sqlite_writers
+        try:
+            with inline.begin() as now:
+                return work(now)
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlite_errorcode", None) not in _SQLITE_BUSY:
+                raise
+            log.debug("ledger.write_now_busy: another writer holds the lock; waiting on the writer thread")
 
         def transaction() -> _T:
-            with engine.begin() as connection:
-                return work(connection)
+            with threaded.begin() as waiting:
+                return work(waiting)
 
         return await asyncio.get_running_loop().run_in_executor(thread, transaction)
 
@@ -212,11 +228,12 @@ class Ledger:
 
     def _close(self) -> None:
         self._closed = True
-        if self._thread_writer is not None:
-            engine, thread = self._thread_writer
-            self._thread_writer = None
+        if self._sqlite_writers is not None:
+            inline, threaded, thread = self._sqlite_writers
+            self._sqlite_writers = None
             thread.shutdown(wait=True)  # a write in flight finishes (committed or rolled back) before the file closes
-            engine.dispose()
+            inline.dispose()
+            threaded.dispose()
 
 
 @contextlib.asynccontextmanager

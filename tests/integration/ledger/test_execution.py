@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -489,3 +491,31 @@ async def test_write_aheads_and_other_writes_interleave_without_losing_any(url: 
         sent = await store.order("w39-0")
         assert sent is not None
         assert sent.order.status == OrderStatus.SENT
+
+
+async def test_a_write_ahead_behind_another_writer_waits_for_it_without_blocking_the_loop(tmp_path: Path) -> None:
+    """SQLite: the write-ahead's inline attempt never waits for a lock; behind a writer holding it, it waits on the
+    writer thread (the event loop keeps running), then lands."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'l.db'}"
+    async with open_ledger(url) as ledger:
+        store = ledger.execution()
+        blocker = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.create_task(tick())
+        writing = asyncio.create_task(store.write_intent(intent(), pair()))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # still waiting for the lock...
+        assert ticks >= 10  # ...and the loop ran meanwhile
+        blocker.execute("COMMIT")
+        blocker.close()
+        await asyncio.wait_for(writing, 5)
+        ticker.cancel()
+        assert await store.intent("x1") is not None
