@@ -28,7 +28,7 @@ import msgspec
 
 from arb import tasks
 from arb.grid.errors import GridError
-from arb.grid.store import redis_errors
+from arb.grid.store import redis_errors, stream_entries
 
 if TYPE_CHECKING:
     from arb.executor.engine import Outcome
@@ -104,11 +104,8 @@ class CommandServer:
                 continue
             if not raw:
                 continue
-            entries: list[tuple[Any, dict[bytes, bytes]]] = (
-                next(iter(raw.values()))[0] if isinstance(raw, dict) else raw[0][1]  # RESP3 / RESP2
-            )
-            for entry_id, fields in entries:
-                last = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+            for entry_id, fields in stream_entries(raw):
+                last = entry_id.decode()
                 await self._serve(last, fields.get(_FIELD, b""))
 
     async def _serve(self, entry_id: str, payload: bytes) -> None:

@@ -297,6 +297,13 @@ class GridKeys(msgspec.Struct, frozen=True):
         return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues, self.funding)
 
 
+def stream_entries(response: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The entries of a non-empty one-stream XREAD reply, whichever protocol answered (RESP3: {stream: [entries]},
+    RESP2: [[stream, entries]])."""
+    entries = next(iter(response.values()))[0] if isinstance(response, dict) else response[0][1]
+    return cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
+
+
 @contextmanager
 def redis_errors(operation: str) -> Iterator[None]:
     """Turn every way Redis can fail into `GridUnavailable` (or `GridLayoutMismatch`), counted by operation."""
@@ -633,9 +640,7 @@ class PriceGrid:
             response = await self.client.xread({self.keys.feed: after_id}, count=count, block=block_ms)
         if not response:
             return []
-        raw: Any = response
-        entries = next(iter(raw.values()))[0] if isinstance(raw, dict) else raw[0][1]  # RESP3: {stream: [entries]}
-        return cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
+        return stream_entries(response)
 
     async def publish_health(self, healths: Sequence[VenueHealth]) -> None:
         """Store each venue's feed health under `{prefix}:venues` (one HSET)."""

@@ -172,9 +172,9 @@ class ExecutionStore:
             "status": IntentStatus.PLANNED.value,
             "updated_ns": intent.ts,
         }
-        # The write-ahead is on every execution's critical path: one call on the ledger's writer thread (see
-        # `Ledger.write_now`), the first statement a write (no lock to take first), and no lookup for a new
-        # intent's client ids (the UNIQUE constraints still refuse a clash).
+        # The write-ahead is on every execution's critical path: one synchronous transaction without aiosqlite's
+        # thread hops (`Ledger.write_now`), the first statement a write (no lock to take first), and no lookup for
+        # a new intent's client ids (the UNIQUE constraints still refuse a clash).
         insert = self._intent_insert
 
         def work(connection: Connection) -> None:
@@ -184,7 +184,6 @@ class ExecutionStore:
             _insert_orders(connection, intent.id, rows, check_clash=False)
 
         with _mapped_errors("write_intent"):
-            self._ledger._check_open()
             await self._ledger.write_now(work)
         log.info(
             "ledger.intent_written id=%s opportunity=%s mode=%s orders=%d", intent.id, intent.opportunity_id,
@@ -549,14 +548,14 @@ class ExecutionStore:
         return row._mapping
 
     @contextlib.asynccontextmanager
-    async def _write(self, operation: str, *, lock_first: bool = True) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, operation: str) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed when the block ends, rolled back when it raises. A database failure becomes
         LedgerUnavailable, a constraint the database enforces InvalidRecord; the store's own refusals pass as they
         are."""
         self._ledger._check_open()
         with _mapped_errors(operation):
             async with self._ledger.engine.begin() as connection:
-                if lock_first and connection.dialect.name == "sqlite":
+                if connection.dialect.name == "sqlite":
                     # Take SQLite's write lock before any read: a deferred transaction that reads (add_orders checks
                     # its intent) and then writes while another connection committed meanwhile fails at once with
                     # "database is locked" instead of waiting; a write first waits under the busy timeout.

@@ -214,7 +214,7 @@ class Ledger:
         except OperationalError as exc:
             if getattr(exc.orig, "sqlite_errorcode", None) not in _SQLITE_BUSY:
                 raise
-            log.debug("ledger.write_now_busy: another writer holds the lock; waiting on the writer thread")
+            log.debug("ledger.write_now_busy waiting_on=writer_thread")  # another writer holds the lock
 
         def transaction() -> _T:
             with threaded.begin() as waiting:

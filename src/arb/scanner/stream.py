@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from arb import tasks
 from arb.grid.errors import GridError
-from arb.grid.store import redis_errors
+from arb.grid.store import redis_errors, stream_entries
 from arb.model import OpportunityEvent
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ async def read_events(
         raw = await grid.client.xread({grid.keys.opportunities: after}, count=count, block=block_ms)
     if not raw:
         return after, []
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], _entries(raw))
+    entries = stream_entries(raw)
     out: list[OpportunityEvent] = []
     last = after
     for entry_id, fields in entries:
@@ -122,7 +122,3 @@ async def read_events(
         except (KeyError, msgspec.MsgspecError) as e:
             log.error("scanner.stream_entry_unreadable id=%s error=%r", last, str(e))
     return last, out
-
-
-def _entries(raw: Any) -> Any:
-    return next(iter(raw.values()))[0] if isinstance(raw, dict) else raw[0][1]  # RESP3: {stream: [entries]}
