@@ -21,16 +21,17 @@ from .test_cli import arb
 from .test_cli_run import trading_config
 
 
-async def first_opened(url: str, config: Path, timeout_s: float) -> str:
-    """The id of the first cross-venue spot opportunity the running scanner opens."""
+async def opened_ids(url: str, config: Path, after: str, timeout_s: float) -> tuple[str, str]:
+    """The id of the next cross-venue spot opportunity the running scanner opens after stream id `after`, and the
+    stream id to continue from."""
     settings = load_settings(config)
     async with PriceGrid.from_url(url, GridLayout.from_settings(settings), settings.grid) as grid:
-        after, deadline = "0-0", time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             after, events = await read_events(grid, after, block_ms=500)
             for e in events:
                 if e.type == "opened" and e.opportunity.kind == "spot":
-                    return e.opportunity.id
+                    return e.opportunity.id, after
     raise AssertionError(f"no opportunity opened within {timeout_s} s")
 
 
@@ -41,17 +42,25 @@ def test_arb_execute_runs_only_the_opportunity_asked_for(tmp_path: Path, redis_u
            "ARB_REDIS_URL": redis_url}  # fmt: skip
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_")} | env
     run = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "arb", "run", "--manual", "--config", str(config), "--seconds", "45", "--json",
+        [sys.executable, "-m", "arb", "run", "--manual", "--config", str(config), "--seconds", "60", "--json",
          "--dislocation-ms", "10000", "15000"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
     )  # fmt: skip
     try:
-        oid = asyncio.run(first_opened(redis_url, config, timeout_s=40))
-
-        asked = arb("execute", oid, "--config", str(config), "--json", "--wait", "30", env=env, timeout=120)
-        assert asked.stdout, asked.stderr
-        answer = json.loads(asked.stdout)
-        assert answer["executed"] is True, answer
+        # Under load the opportunity asked for may close before `arb run` serves the request: then it must be
+        # refused as closed, and the next one is asked for.
+        after, tried = "0-0", []
+        for _ in range(4):
+            oid, after = asyncio.run(opened_ids(redis_url, config, after, timeout_s=40))
+            asked = arb("execute", oid, "--config", str(config), "--json", "--wait", "30", env=env, timeout=120)
+            assert asked.stdout, asked.stderr
+            answer = json.loads(asked.stdout)
+            if answer["executed"]:
+                break
+            assert answer["reason"].startswith(f"opportunity {oid!r} closed"), answer
+            assert asked.returncode == 1
+            tried.append(oid)
+        assert answer["executed"] is True, (answer, tried)
         assert answer["outcome"]["opportunity_id"] == oid
         assert answer["outcome"]["status"] in ("done", "hedged"), answer
         assert asked.returncode == 0
