@@ -271,12 +271,9 @@ def run_cmd(
 
     settings = _load(config)
     if live:
-        if settings.mode != "live":
-            raise _fail("--live needs `mode: live` in the settings (ARB_MODE=live); nothing was sent")
-        raise _fail(
-            "--live: this build streams and trades the local venues only (paper); connecting the trading loop to "
-            "real venues' market data is not wired yet, so nothing was sent"
-        )
+        _check_live(settings, order_fault_every)
+    elif settings.mode == "live":
+        raise _fail("the settings say `mode: live`: pass --live to trade real venues (nothing was sent)")
     options = DemoOptions(
         seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
         order_fault_every_s=order_fault_every, manual=manual, dislocation_ms=dislocation_ms,
@@ -284,6 +281,30 @@ def run_cmd(
     if dislocation_ms[0] > dislocation_ms[1]:
         raise _fail(f"--dislocation-ms: MIN {dislocation_ms[0]} is above MAX {dislocation_ms[1]}")
     raise typer.Exit(_run(lambda: run_trading(settings, out, options)))
+
+
+def _check_live(settings: Settings, order_fault_every: float | None) -> None:
+    """Refuse `arb run --live` before anything starts unless the settings ask for live and some venue that would be
+    traded has its keys (named by variable, never shown)."""
+    from arb.connectors.wallets import credentials_from_env, env_name
+    from arb.demo import configured_venues
+    from arb.trading import TRADED_PROTOCOLS
+
+    if settings.mode != "live":
+        raise _fail("--live needs `mode: live` in the settings (ARB_MODE=live); nothing was sent")
+    if order_fault_every is not None:
+        raise _fail("--order-fault-every arms faults on the local venues; it cannot be used with --live")
+    tradable = [v for v, info in configured_venues(settings).items() if info["protocol"] in TRADED_PROTOCOLS]
+    if not tradable:
+        raise _fail(
+            "--live: no enabled venue that instruments list is one arb trades "
+            f"({', '.join(sorted(TRADED_PROTOCOLS))}); nothing was sent"
+        )
+    if not any(credentials_from_env(v) is not None for v in tradable):
+        wanted = ", ".join(f"{env_name(v, 'API_KEY')}/{env_name(v, 'SECRET')}" for v in tradable)
+        raise _fail(
+            f"--live: no venue has keys; set {wanted} (and _PASSWORD where the venue uses one); nothing was sent"
+        )
 
 
 @app.command("execute")

@@ -28,7 +28,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -191,6 +191,53 @@ def local_wallet_credentials(venues: dict[str, Any]) -> dict[str, str]:
             env[env_name(vid, "API_KEY")] = DEFAULT_API_KEY
             env[env_name(vid, "SECRET")] = DEFAULT_SECRET
     return env
+
+
+def configured_venues(settings: Settings) -> dict[str, dict[str, Any]]:
+    """`arb run --live`'s venues: every enabled CEX venue some instrument lists, as the workers and the trading side
+    take them (id -> http_url, ws_url, protocol, symbols), reached at the exchange's own hosts or, where the venue's
+    config has `urls: {http, ws}`, at those (keeping ccxt's paths). Marked `configured` so the trading side never
+    takes one for a local venue (whose account is the sim's public default)."""
+    counts: dict[str, int] = {}
+    for inst in settings.instruments.values():
+        for vid in inst.venues:
+            counts[vid] = counts.get(vid, 0) + 1
+    out: dict[str, dict[str, Any]] = {}
+    for vid, cfg in sorted(settings.venues.items()):
+        if cfg.kind != "cex" or not cfg.enabled or not counts.get(vid):
+            continue
+        out[vid] = {
+            "http_url": cfg.urls.get("http"),
+            "ws_url": cfg.urls.get("ws"),
+            "protocol": cfg.ccxt_id,
+            "symbols": counts[vid],
+            "configured": True,
+        }
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _venue_source(
+    settings: Settings, opts: DemoOptions, url: str, log_dir: Path
+) -> AsyncIterator[dict[str, Any]]:
+    """The venues the stack streams: the configured ones for `arb run --live`, else the local venues (the sim child,
+    whose ready line says where each listens and in which format)."""
+    from arb.procs import Child
+
+    if opts.live:
+        yield configured_venues(settings)
+        return
+    sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
+                "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
+                "--dislocations-per-min", str(opts.dislocations_per_min), "--regular",
+                "--dislocation-bps", *map(str, opts.dislocation_bps),
+                "--dislocation-ms", *map(str, opts.dislocation_ms)]  # fmt: skip
+    if opts.config_path:
+        sim_args += ["--config", opts.config_path]
+    if opts.truth_path:
+        sim_args += ["--truth", opts.truth_path]
+    async with Child("sim", sim_args, log_dir / "sim.log") as sim:
+        yield sim.ready["venues"]
 
 
 def split_venues(symbols: dict[str, int], n: int) -> list[list[str]]:
@@ -412,30 +459,24 @@ async def _run_stack(
     log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
     origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
     err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
-    err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
+    if opts.live:
+        err.print("[bold red]mode: live[/]: REAL orders on the configured venues that have keys")
+    else:
+        err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
     if not opts.as_json:
         console.print(coverage_table(settings))
     async with PriceGrid.from_url(url, layout, settings.grid) as grid:
         await grid.ping()
         await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
-        sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
-                    "--tick-hz", str(max(opts.book_update_hz, 20.0)), "--redis-url", url,
-                    "--dislocations-per-min", str(opts.dislocations_per_min), "--regular",
-                    "--dislocation-bps", *map(str, opts.dislocation_bps),
-                    "--dislocation-ms", *map(str, opts.dislocation_ms)]  # fmt: skip
-        if opts.config_path:
-            sim_args += ["--config", opts.config_path]
-        if opts.truth_path:
-            sim_args += ["--truth", opts.truth_path]
         watch = _Watch()
         watch.keep_events = opts.keep_events
-        async with Child("sim", sim_args, log_dir / "sim.log") as sim:
-            venues: dict[str, Any] = sim.ready["venues"]
+        async with _venue_source(settings, opts, url, log_dir) as venues:
             serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
             workers = []
-            env = local_wallet_credentials(venues)
+            # live: the venues' own rate limits, and the keys already in this process's environment
+            env = {} if opts.live else local_wallet_credentials(venues)
+            connect = ConnectorOptions() if opts.live else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
             for i, share in enumerate(split_venues(serving, WORKERS)):
-                connect = ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
                 workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
             async with contextlib.AsyncExitStack() as stack:

@@ -120,9 +120,11 @@ async def trading(
     max_concurrent: int = 2,
     live: bool = False,
 ) -> AsyncIterator[TradingSession]:
-    """Gateways for `venues` (venue id -> the sim's `{"http_url", "ws_url", "protocol"}`, or `{}` for a real venue),
-    the risk engine on the ledger, reconciliation, then the trading loop; yields the session, whose `offer` is the
-    scanner sink. Leaving waits for executions in flight."""
+    """Gateways for `venues` (venue id -> `{"http_url", "ws_url", "protocol"}`: the sim's ready line for a local
+    venue, traded with the sim's default account; or `arb.demo.configured_venues` (`configured: true`) for a
+    configured venue, traded only when `live`, with the keys from its environment variables), the risk engine on the
+    ledger, reconciliation, then the trading loop; yields the session, whose `offer` is the scanner sink. Leaving
+    waits for executions in flight."""
     from arb.connectors.ccxt_pro import LocalEndpoint
     from arb.connectors.orders import CcxtGateway
     from arb.connectors.wallets import credentials_from_env
@@ -141,26 +143,32 @@ async def trading(
     async with contextlib.AsyncExitStack() as stack:
         gateways: dict[str, VenueGateway] = {}
         for vid, info in sorted(venues.items()):
-            if info.get("http_url"):
-                if info.get("protocol") not in TRADED_PROTOCOLS:
-                    log.info("trading.venue_not_traded venue=%s protocol=%s", vid, info.get("protocol"))
-                    continue
-                creds = local_credentials(vid, str(info.get("protocol", "")))
-                endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"]))
-            else:
-                creds, endpoint = credentials_from_env(vid), None
+            protocol = str(info.get("protocol") or "")
+            if protocol not in TRADED_PROTOCOLS:
+                log.info("trading.venue_not_traded venue=%s protocol=%s reason=order_path_not_proven", vid, protocol)
+                continue
+            endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"])) if info.get("http_url") else None
+            if info.get("configured"):  # a venue from the settings: real orders, the user's keys
+                if not live:
+                    raise ValueError(f"venue {vid} is a configured venue: it is traded only live (arb run --live)")
+                creds = credentials_from_env(vid)
                 if creds is None:
-                    log.warning("trading.venue_without_keys venue=%s (not traded)", vid)
+                    log.warning("trading.venue_without_keys venue=%s (streamed, not traded)", vid)
                     continue
+            elif endpoint is None or live:
+                raise ValueError(f"venue {vid}: a local venue needs its http_url, and is never traded live")
+            else:
+                creds = local_credentials(vid, protocol)
             gw = CcxtGateway(vid, settings.venues[vid], creds, endpoint=endpoint,
-                             timeout_s=settings.thresholds.execution_timeout_s,
-                             ccxt_id=str(info["protocol"]) if info.get("protocol") else None)  # fmt: skip
+                             timeout_s=settings.thresholds.execution_timeout_s, ccxt_id=protocol)  # fmt: skip
             try:
                 gateways[vid] = await stack.enter_async_context(gw)
             except GatewayError as exc:  # that venue is not traded; the others are
                 log.error("trading.venue_unavailable venue=%s error=%r", vid, str(exc))
         if not gateways:
-            raise GatewayError("all", "no venue's trading gateway could be opened")
+            hint = (" (live trading needs ARB_<VENUE>_API_KEY and ARB_<VENUE>_SECRET, plus ARB_<VENUE>_PASSWORD "
+                    "where the venue uses a passphrase)") if live else ""  # fmt: skip
+            raise GatewayError("all", "no venue's trading gateway could be opened" + hint)
         risk = await stack.enter_async_context(
             RiskEngine(settings.risk, LedgerStateStore(store), LedgerEventSink(store))
         )

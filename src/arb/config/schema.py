@@ -8,6 +8,7 @@ that its chain does not list) are checked in `arb.config.loader`, which knows th
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -78,8 +79,10 @@ class VenueConfig(Strict):
     """Most symbols one subscribe request may carry (Bybit spot: 10 args); larger universes are chunked."""
     order_rate_limits: list[OrderRateLimit] = []
     """The venue's order-count limits (cex), on top of ccxt's request-weight limiter; empty: ccxt's limiter only."""
-    # kind == "cfd"
     urls: dict[str, str] = {}
+    """cfd: the broker's REST/WS base URLs (required). cex (optional): `{http: ..., ws: ...}` points the venue's ccxt
+    client at another host, keeping ccxt's paths (a gateway, a proxy, or a local venue serving the exchange's format,
+    as the live-mode test does); without it ccxt talks to the exchange's own hosts."""
     # kind == "dex"
     chain: str | None = None
     protocol: Literal["uniswap_v2", "uniswap_v3"] | None = None
@@ -103,7 +106,19 @@ class VenueConfig(Strict):
         present = [f for f in foreign[self.kind] if getattr(self, f)]
         if present:
             raise ValueError(f"{', '.join(present)} does not apply to a {self.kind} venue")
+        if self.kind == "cex" and self.urls:
+            _check_endpoint_urls(self.urls)
         return self
+
+
+def _check_endpoint_urls(urls: dict[str, str]) -> None:
+    if set(urls) != {"http", "ws"}:
+        raise ValueError(f"urls of a cex venue must have exactly the keys http and ws, got {sorted(urls)}")
+    schemes = {"http": ("http", "https"), "ws": ("ws", "wss")}
+    for key, allowed in schemes.items():
+        parts = urlsplit(urls[key])
+        if parts.scheme not in allowed or not parts.netloc:
+            raise ValueError(f"urls.{key} must be an absolute {'/'.join(allowed)} URL, got {urls[key]!r}")
 
 
 class InstrumentConfig(Strict):

@@ -64,13 +64,19 @@ def worker_args(
     options: ConnectorOptions | None = None,
     config: str | None = None,
 ) -> list[str]:
-    """The interpreter arguments of a worker that streams `venues` from the local venues in `served` (the sim's
-    ready line: id -> http_url, ws_url, protocol), each spoken to with the ccxt class of the format it is served in."""
+    """The interpreter arguments of a worker that streams `venues` as `served` says (id -> http_url, ws_url,
+    protocol: the sim's ready line for local venues, or `arb.demo.configured_venues` for `arb run --market venues`),
+    each spoken to with the ccxt class of `protocol`. A venue without `http_url` is reached at the exchange's own
+    hosts."""
     spec = WorkerSpec(
         redis_url=redis_url,
         venues=venues,
-        endpoints={v: LocalEndpoint(str(served[v]["http_url"]), str(served[v]["ws_url"])) for v in venues},
-        ccxt_ids={v: str(served[v]["protocol"]) for v in venues},
+        endpoints={
+            v: LocalEndpoint(str(served[v]["http_url"]), str(served[v]["ws_url"]))
+            for v in venues
+            if served[v].get("http_url")
+        },
+        ccxt_ids={v: str(served[v]["protocol"]) for v in venues if served[v].get("protocol")},
         config=config,
         options=options or ConnectorOptions(),
     )
