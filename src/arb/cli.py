@@ -361,12 +361,12 @@ def execute_cmd(
 
 def _opportunity_id_problem(settings: Settings, oid: str) -> str | None:
     """Why `oid` cannot be an opportunity id of these settings (scanner ids: kind:instrument:buy>sell:data_ns)."""
-    kind, _, rest = oid.partition(":")
-    head, _, ns = rest.rpartition(":")
-    instrument, _, pair = head.rpartition(":")
-    buy, _, sell = pair.partition(">")
-    if kind not in ("spot", "basis", "triangular") or not ns.isdigit() or not instrument or not buy or not sell:
-        return f"{oid!r} is not an opportunity id (kind:instrument:buy>sell:ns, as `arb scan` prints them)"
+    from arb.model import parse_opportunity_id
+
+    try:
+        _, instrument, buy, sell, _ = parse_opportunity_id(oid)
+    except ValueError as exc:
+        return str(exc)
     if instrument not in settings.instruments:
         return f"{oid!r}: unknown instrument {instrument!r}"
     unknown = [v for v in (buy, sell) if v not in settings.venues]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 import msgspec
 
@@ -307,6 +307,25 @@ def quote_problems(q: Quote) -> list[str]:
 
 OpportunityKind = Literal["spot", "basis", "triangular"]
 WalletStatus = Literal["open", "suspended", "unknown", "not_needed"]
+OPPORTUNITY_KINDS: tuple[OpportunityKind, ...] = get_args(OpportunityKind)
+
+
+def opportunity_id(kind: str, instrument: str, buy_venue: str, sell_venue: str, data_ns: int) -> str:
+    """The scanner's id of an opportunity: `kind:instrument:buy>sell:data_ns`, `data_ns` being the receive time of
+    the newest quote it was first seen on (so two openings of the same pair never share an id)."""
+    return f"{kind}:{instrument}:{buy_venue}>{sell_venue}:{data_ns}"
+
+
+def parse_opportunity_id(oid: str) -> tuple[str, str, str, str, int]:
+    """(kind, instrument, buy venue, sell venue, data_ns) of an `opportunity_id`; ValueError saying the shape when
+    `oid` is not one (instruments may hold ':' and '/', venues may not)."""
+    kind, _, rest = oid.partition(":")
+    head, _, ns = rest.rpartition(":")
+    instrument, _, pair = head.rpartition(":")
+    buy, _, sell = pair.partition(">")
+    if kind not in OPPORTUNITY_KINDS or not ns.isdigit() or not instrument or not buy or not sell:
+        raise ValueError(f"{oid!r} is not an opportunity id (kind:instrument:buy>sell:ns, as `arb scan` prints them)")
+    return kind, instrument, buy, sell, int(ns)
 
 
 class Opportunity(msgspec.Struct, frozen=True, kw_only=True):

@@ -186,3 +186,21 @@ def test_an_intent_round_trips_with_its_legs_in_decimal() -> None:
     assert decoded == intent
     assert decoded.mode == "paper"
     assert decoded.legs[0].limit_price == Decimal("65000.12")
+
+
+def test_an_opportunity_id_round_trips_with_instruments_holding_colons() -> None:
+    from arb.model import opportunity_id, parse_opportunity_id
+
+    oid = opportunity_id("basis", "BTC/USDT-PERP", "binance", "okx", 1_700_000_000_123_456_789)
+
+    assert oid == "basis:BTC/USDT-PERP:binance>okx:1700000000123456789"
+    assert parse_opportunity_id(oid) == ("basis", "BTC/USDT-PERP", "binance", "okx", 1_700_000_000_123_456_789)
+    assert parse_opportunity_id("spot:BTC/USDT:USDT:a>b:5")[1] == "BTC/USDT:USDT"
+
+
+@pytest.mark.parametrize("bad", ["", "spot", "spot:BTC/USD:binance>okx:", "swap:BTC/USD:a>b:1", "spot:BTC/USD:ab:1"])
+def test_a_malformed_opportunity_id_says_the_expected_shape(bad: str) -> None:
+    from arb.model import parse_opportunity_id
+
+    with pytest.raises(ValueError, match=r"is not an opportunity id \(kind:instrument:buy>sell:ns"):
+        parse_opportunity_id(bad)

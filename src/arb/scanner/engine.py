@@ -34,7 +34,7 @@ import numpy.typing as npt
 
 from arb import tasks
 from arb.grid.errors import GridError
-from arb.model import Opportunity, OpportunityEvent, VenueHealth
+from arb.model import Opportunity, OpportunityEvent, VenueHealth, opportunity_id
 from arb.scanner.basis import BasisScanner
 from arb.scanner.costs import CostModel, ScannerConfigError
 from arb.scanner.kernel import Books, Candidate, Limits, scan
@@ -309,7 +309,7 @@ class Scanner:
             state = self.open.get(key)
             if state is None:
                 data_ns = max(int(self.mirror.ts_recv[i, j]) for i, j in self._cells(opp))
-                oid = f"{opp.kind}:{opp.instrument}:{opp.buy_venue}>{opp.sell_venue}:{data_ns}"
+                oid = opportunity_id(opp.kind, opp.instrument, opp.buy_venue, opp.sell_venue, data_ns)
                 opp = _with_id(opp, oid)
                 self.open[key] = _Open(oid, now, opp.net_edge, opp.net_edge, 0, opp)
                 self.opened_total += 1
