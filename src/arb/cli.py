@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
@@ -305,6 +306,59 @@ def _check_live(settings: Settings, order_fault_every: float | None) -> None:
         raise _fail(
             f"--live: no venue has keys; set {wanted} (and _PASSWORD where the venue uses one); nothing was sent"
         )
+
+
+def _id_list(raw: str | None, known: Any, what: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in (raw or "").split(",") if x.strip())
+    unknown = [x for x in items if x not in known]
+    if unknown:
+        raise _fail(f"--{what}: not in the settings: {', '.join(unknown)}")
+    return items
+
+
+@app.command("record")
+def record_cmd(
+    out_dir: Annotated[str, typer.Option("--out", help="Tape directory to create (never overwritten).")],
+    config: ConfigOpt = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Record the embedded local-venue demo (starts it, as `arb demo`).")
+    ] = False,
+    venues: Annotated[str | None, typer.Option("--venues", help="Comma-separated venue ids (default: all).")] = None,
+    instruments: Annotated[
+        str | None, typer.Option("--instruments", help="Comma-separated instrument ids (default: all).")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", min=1.0, help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the tape's manifest summary as one JSON line.")] = False,
+) -> None:
+    """Record every quote of the grid's change feed (both timestamps, depth) to a tape for `arb backtest`."""
+    from arb.backtest.record import check_out_dir
+
+    settings = _load(config)
+    out_path = Path(out_dir)
+    try:
+        check_out_dir(out_path)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    picked_venues = _id_list(venues, settings.venues, "venues")
+    picked_instruments = _id_list(instruments, settings.instruments, "instruments")
+    if demo:
+        from arb.demo import DemoOptions, run_recording
+
+        options = DemoOptions(
+            seconds=seconds, as_json=json, config_path=config, record_dir=str(out_path),
+            record_venues=picked_venues, record_instruments=picked_instruments,
+        )  # fmt: skip
+        raise typer.Exit(_run(lambda: run_recording(settings, out, options)))
+    if settings.redis_url is None:
+        raise _fail("arb record reads the grid of a running stack: set ARB_REDIS_URL to its Redis, or use --demo")
+    from arb.backtest.record import record_grid
+
+    url = settings.redis_url.get_secret_value()
+    raise typer.Exit(
+        _run(lambda: record_grid(settings, url, out_path, picked_venues, picked_instruments, seconds, json, out))
+    )
 
 
 @app.command("execute")

@@ -90,6 +90,11 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     live: bool = False
     """With `trade` and settings `mode: live`: real orders on real venues (`arb run --live`)."""
     max_concurrent: int = 2
+    record_dir: str | None = None
+    """`arb record --demo`: record the grid's change feed to this tape directory while the stack runs."""
+    record_venues: tuple[str, ...] = ()
+    record_instruments: tuple[str, ...] = ()
+    """With `record_dir`: record only these (empty: all)."""
     order_fault_every_s: float | None = None
     """With `trade`: arm one order fault (reject, partial fill then cancel, slow ack, ghost, 429) on a venue every
     this many seconds, rotating through the kinds and venues."""
@@ -161,6 +166,8 @@ class DemoReport(msgspec.Struct, kw_only=True):
     trading: TradingReport | None = None
     """`arb run`: what the executor did (None for the demo, which only scans)."""
     order_faults: int = 0
+    recording: dict[str, Any] | None = None
+    """`arb record --demo`: the tape's manifest (`arb.backtest.tape.Manifest`) without its chunk list."""
 
 
 class StackGridError(RuntimeError):
@@ -275,6 +282,7 @@ class _Watch:
         self.session: TradingSession | None = None
         """`arb run`'s trading session, shown live (executions, PnL, trading state) while it runs."""
         self.order_faults = 0
+        self.recording: dict[str, Any] | None = None
 
     def on_event(self, event: OpportunityEvent) -> None:
         counts = self.opportunities
@@ -342,13 +350,51 @@ async def run_trading(settings: Settings, console: Console, options: DemoOptions
         return 1
     report = run.report
     trading = msgspec.to_builtins(report.trading) if report.trading is not None else {}
-    stack = {k: v for k, v in msgspec.to_builtins(report).items() if k not in ("trading", "venues")}
+    stack = _stack_line(report)
     if opts.as_json:
         sys.stdout.write(msgspec.json.encode({**trading, "stack": stack}).decode() + "\n")
     else:
         console.print(_summary(report))
         console.print(_trading_summary(trading))
     return 0
+
+
+LIVE_EVENTS: Final = "live_events.jsonl"
+"""In a tape recorded with `arb record --demo`: every opportunity event of the live scanner during the recording."""
+
+
+async def run_recording(settings: Settings, console: Console, options: DemoOptions) -> int:
+    """`arb record --demo`: the demo stack with its grid feed recorded to `options.record_dir` (and the local
+    venues' ground truth beside it); the last line of `--json` is the recording's manifest summary."""
+    out = Path(options.record_dir or "")
+    opts = msgspec.structs.replace(options, truth_path=str(out / "truth.jsonl"), keep_events=True)
+    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    run = await _run_or_explain(settings, console, opts)
+    if run is None or run.report.recording is None:
+        return 1
+    rec = run.report.recording
+    # what the live scanner emitted while the tape was recording: a replay must find the same (arb backtest)
+    live = run.events[: rec["live_events"]]
+    (out / LIVE_EVENTS).write_bytes(b"".join(msgspec.json.encode(e) + b"\n" for e in live))
+    if opts.as_json:
+        sys.stdout.write(msgspec.json.encode(rec | {"stack": _stack_line(run.report)}).decode() + "\n")
+    else:
+        console.print(_summary(run.report))
+        console.print(_recording_summary(rec))
+    return 0 if not rec["gaps"] else 1
+
+
+def _stack_line(report: DemoReport) -> dict[str, Any]:
+    return {k: v for k, v in msgspec.to_builtins(report).items() if k not in ("trading", "venues", "recording")}
+
+
+def _recording_summary(rec: dict[str, Any]) -> str:
+    span = ((rec["last_recv_ns"] or 0) - (rec["first_recv_ns"] or 0)) / 1e9
+    gaps = f"[red]{len(rec['gaps'])} gaps[/]" if rec["gaps"] else "no gaps"
+    return (
+        f"recorded {rec['quotes']} quotes in {rec['entries']} feed entries ({rec['chunks']} chunks, {span:.1f} s of "
+        f"market data), {gaps}, live opportunities {rec['live_opportunities']} -> {rec['dir']}"
+    )
 
 
 def _trading_summary(t: dict[str, Any]) -> str:
@@ -480,6 +526,13 @@ async def _run_stack(
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
                 workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
             async with contextlib.AsyncExitStack() as stack:
+                recorder = None
+                if opts.record_dir:  # before any worker writes: the tape starts with the feed's first entry
+                    from arb.backtest.record import Recorder
+
+                    recorder = Recorder(grid, Path(opts.record_dir), settings, venues=opts.record_venues or None,
+                                        instruments=opts.record_instruments or None)  # fmt: skip
+                    await stack.enter_async_context(recorder)
                 for w in workers:
                     await stack.enter_async_context(w)
                 mirror = grid.mirror(depth=20)
@@ -507,6 +560,12 @@ async def _run_stack(
                             await stack.enter_async_context(CommandServer(grid, handler))
                         freeze_heap()  # markets, ledger metadata, mirror: long-lived; keep full collections short
                         await _watch(watch, grid, venues, serving, opts, console)
+                        if recorder is not None:
+                            truth = Path(opts.truth_path).name if opts.truth_path else None
+                            manifest = await recorder.close(live_opportunities=watch.opportunities.opened, truth=truth)
+                            summary = {k: v for k, v in msgspec.to_builtins(manifest).items() if k != "chunks"}
+                            extra = {"chunks": len(manifest.chunks), "live_events": len(watch.events)}
+                            watch.recording = summary | extra | {"dir": opts.record_dir}
                         if session is not None:
                             watch.trading = await trading_report(session)
                     watch.opportunities.top = watch.top()
@@ -672,6 +731,7 @@ def _report(watch: _Watch, serving: dict[str, int], log_dir: Path) -> DemoReport
         log_dir=str(log_dir),
         trading=watch.trading,
         order_faults=watch.order_faults,
+        recording=watch.recording,
     )
 
 
