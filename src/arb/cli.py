@@ -266,18 +266,32 @@ def run_cmd(
             "--dislocation-ms", min=50, max=600_000, help="Local venues: an injected dislocation lasts MIN MAX ms."
         ),
     ] = (500, 3000),
+    market: Annotated[
+        str,
+        typer.Option(
+            "--market",
+            help="local: the embedded local venues (paper against their private endpoints); venues: the configured "
+            "venues' market data (paper accounts filling on the grid's depth; implied by --live).",
+        ),
+    ] = "local",
 ) -> None:
     """Scan -> risk -> execute, paper by default: on the local venues, orders go to their private endpoints."""
     from arb.demo import DemoOptions, run_trading
 
     settings = _load(config)
+    if market not in ("local", "venues"):
+        raise _fail(f"--market must be local or venues, got {market!r}")
     if live:
         _check_live(settings, order_fault_every)
+        market = "venues"
     elif settings.mode == "live":
         raise _fail("the settings say `mode: live`: pass --live to trade real venues (nothing was sent)")
+    elif market == "venues" and order_fault_every is not None:
+        raise _fail("--order-fault-every arms faults on the local venues; it cannot be used with --market venues")
     options = DemoOptions(
         seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
         order_fault_every_s=order_fault_every, manual=manual, dislocation_ms=dislocation_ms,
+        market="venues" if market == "venues" else "local",
     )  # fmt: skip
     if dislocation_ms[0] > dislocation_ms[1]:
         raise _fail(f"--dislocation-ms: MIN {dislocation_ms[0]} is above MAX {dislocation_ms[1]}")

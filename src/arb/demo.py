@@ -30,7 +30,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 import numpy as np
@@ -89,6 +89,9 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     """`arb run`: execute what the scanner opens (paper: against the local venues' private endpoints)."""
     live: bool = False
     """With `trade` and settings `mode: live`: real orders on real venues (`arb run --live`)."""
+    market: Literal["local", "venues"] = "local"
+    """Where market data comes from: the embedded local venues, or the configured venues (`arb run --market venues`:
+    paper accounts on their real market data; always so with `live`)."""
     max_concurrent: int = 2
     record_dir: str | None = None
     """`arb record --demo`: record the grid's change feed to this tape directory while the stack runs."""
@@ -231,7 +234,7 @@ async def _venue_source(
     whose ready line says where each listens and in which format)."""
     from arb.procs import Child
 
-    if opts.live:
+    if opts.live or opts.market == "venues":
         yield configured_venues(settings)
         return
     sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
@@ -507,6 +510,8 @@ async def _run_stack(
     err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
     if opts.live:
         err.print("[bold red]mode: live[/]: REAL orders on the configured venues that have keys")
+    elif opts.market == "venues":
+        err.print("mode: paper on the configured venues' market data (paper accounts; no order reaches a venue)")
     else:
         err.print(f"mode: {settings.mode} (no real order is sent in paper mode)")
     if not opts.as_json:
@@ -519,9 +524,10 @@ async def _run_stack(
         async with _venue_source(settings, opts, url, log_dir) as venues:
             serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
             workers = []
-            # live: the venues' own rate limits, and the keys already in this process's environment
-            env = {} if opts.live else local_wallet_credentials(venues)
-            connect = ConnectorOptions() if opts.live else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
+            # configured venues: their own rate limits, and the keys already in this process's environment
+            configured = opts.live or opts.market == "venues"
+            env = {} if configured else local_wallet_credentials(venues)
+            connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
             for i, share in enumerate(split_venues(serving, WORKERS)):
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
                 workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))

@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
+import numpy as np
 from pydantic import SecretStr
 
 from arb import tasks
@@ -144,13 +145,17 @@ async def trading(
         gateways: dict[str, VenueGateway] = {}
         for vid, info in sorted(venues.items()):
             protocol = str(info.get("protocol") or "")
-            if protocol not in TRADED_PROTOCOLS:
+            if protocol not in TRADED_PROTOCOLS and not (info.get("configured") and not live):
                 log.info("trading.venue_not_traded venue=%s protocol=%s reason=order_path_not_proven", vid, protocol)
                 continue
             endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"])) if info.get("http_url") else None
+            if info.get("configured") and not live:  # paper on the venue's real market data: no venue call at all
+                try:
+                    gateways[vid] = await paper_gateway(vid, settings, mirror, endpoint=endpoint, ccxt_id=protocol)
+                except GatewayError as exc:
+                    log.error("trading.venue_unavailable venue=%s error=%r", vid, str(exc))
+                continue
             if info.get("configured"):  # a venue from the settings: real orders, the user's keys
-                if not live:
-                    raise ValueError(f"venue {vid} is a configured venue: it is traded only live (arb run --live)")
                 creds = credentials_from_env(vid)
                 if creds is None:
                     log.warning("trading.venue_without_keys venue=%s (streamed, not traded)", vid)
@@ -192,6 +197,70 @@ async def trading(
         }
         loop = await stack.enter_async_context(TradingLoop(executor, max_concurrent=max_concurrent))
         yield TradingSession(executor, loop, risk, gateways, prices, start_balances, reconciled, grid)
+
+
+PAPER_WARMUP_S: Final = 60.0
+"""How long paper funding waits for the grid to price the venue's currencies (books are snapshotted at start)."""
+
+
+async def paper_gateway(
+    venue_id: str, settings: Settings, mirror: GridMirror, *, endpoint: Any = None, ccxt_id: str | None = None
+) -> VenueGateway:
+    """A paper account on a configured venue: its real trading rules (public market data, no keys), funded with
+    `executor.paper_funding_usd` of each currency at the grid's first prices, filling against the grid's depth after
+    the venue's configured `latency_ms` (`arb.executor.paper`)."""
+    from arb.connectors.orders import public_markets
+    from arb.executor.paper import PaperGateway
+
+    by_symbol = {inst.venues[venue_id]: iid for iid, inst in settings.instruments.items() if venue_id in inst.venues}
+    markets = await public_markets(venue_id, settings.venues[venue_id], by_symbol, endpoint=endpoint, ccxt_id=ccxt_id)
+    instruments = {s: by_symbol[s] for s in markets}
+    balances = await paper_funding(settings, mirror, venue_id, instruments, markets)
+    log.info("trading.paper_account venue=%s markets=%d funded=%s", venue_id, len(markets), ",".join(sorted(balances)))
+    return PaperGateway(venue_id, mirror=mirror, markets=markets, instruments=instruments, balances=balances,
+                        latency_ms=settings.venues[venue_id].latency_ms)  # fmt: skip
+
+
+async def paper_funding(
+    settings: Settings, mirror: GridMirror, venue_id: str, instruments: Mapping[str, str], markets: Mapping[str, Any]
+) -> dict[str, Decimal]:
+    """`executor.paper_funding_usd` worth of each base and quote currency of `markets`, valued at the grid's mid of
+    the instrument (any venue) once it has one; waits up to `PAPER_WARMUP_S` for prices, and leaves a currency it
+    cannot value unfunded (logged: its orders are then refused for balance, never filled from nothing)."""
+    from arb.executor.engine import usd_per_currency
+
+    usd = settings.executor.paper_funding_usd
+    per_quote = usd_per_currency(settings)
+    layout = mirror.layout
+
+    def usd_price(symbol: str) -> float | None:
+        row = layout.instrument_index(instruments[symbol])
+        mids = (mirror.bid[row] + mirror.ask[row]) / 2
+        mids = mids[~np.isnan(mids)]
+        q = per_quote.get(markets[symbol].quote)
+        return float(mids[0]) * q if len(mids) and q else None
+
+    def value() -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for symbol, market in markets.items():
+            q = per_quote.get(market.quote)
+            if q:
+                out.setdefault(market.quote, Decimal(repr(round(usd / q, 8))))
+            price = usd_price(symbol)
+            if price:
+                out.setdefault(market.base, Decimal(repr(round(usd / price, 8))))
+        return out
+
+    deadline = time.monotonic() + PAPER_WARMUP_S
+    wanted = {m.base for m in markets.values()} | {m.quote for m in markets.values()}
+    funded = value()
+    while set(funded) != wanted and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        funded = value()
+    missing = sorted(wanted - set(funded))
+    if missing:
+        log.warning("trading.paper_unfunded venue=%s currencies=%s reason=no_price", venue_id, ",".join(missing))
+    return funded
 
 
 def current(scanner: Scanner, opp: Opportunity) -> Opportunity | None:

@@ -1,4 +1,5 @@
-"""`arb run --live` as a user runs it: real orders on the configured venues, keys from the environment.
+"""`arb run` on the configured venues as a user runs it: `--live` (real orders, keys from the environment) and
+`--market venues` (paper accounts on the venues' market data: no order ever reaches a venue).
 
 The exchanges are stood in for by the local venues (binance and okx, each in its own format) reached through the
 venues' `urls:` override, so the run is the live path end to end: the configured venues' market data through ccxt.pro,
@@ -132,6 +133,30 @@ def test_arb_run_live_trades_the_configured_venues_with_the_keys_from_the_enviro
             assert value not in written, f"{name} leaked"
     rows = sqlite3.connect(db).execute("select count(*) from orders").fetchone()[0]
     assert rows == len(ledger)
+
+
+@pytest.mark.timeout(300)
+def test_arb_run_on_the_configured_venues_paper_trades_without_sending_any_order(
+    tmp_path: Path, venues: dict[str, dict[str, Any]]
+) -> None:
+    config = _live_config(tmp_path, venues)
+    config.write_text(config.read_text().replace("mode: live\n", ""))
+    db = tmp_path / "ledger.db"
+    env = {"ARB_DATABASE_URL": f"sqlite+aiosqlite:///{db}", "ARB_LOG_LEVEL": "WARNING"}
+
+    proc = arb("run", "--market", "venues", "--config", str(config), "--seconds", "40", "--json", env=env, timeout=200)
+
+    report = json_out(proc)
+    assert report["mode"] == "paper"
+    assert report["executions"] > 0, report
+    assert report["success_rate"] >= 0.95, report
+    assert report["unaccounted_exposure"] == 0.0, report["exposure_by_asset"]
+    # paper accounts fill on the grid's depth: not one order reached a venue, under any account
+    for info in venues.values():
+        assert _get(f"{info['http_url']}/_sim/orders")["orders"] == []
+    ledger = json_out(arb("orders", "--json", "--limit", "10000", env={"ARB_DATABASE_URL": env["ARB_DATABASE_URL"]}))
+    assert len(ledger) >= 2 * report["executions"]
+    assert {o["venue"] for o in ledger} == set(LIVE_VENUES)
 
 
 def test_run_live_without_keys_says_which_variables_to_set(tmp_path: Path) -> None:

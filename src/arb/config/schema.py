@@ -287,6 +287,9 @@ class ExecutorSettings(Strict):
     """An asset's balance on a venue has drifted when it moved by more than this fraction of the asset's total over
     all venues since the run started; the trading report flags it and plans transfers back (`arb.hedging.inventory`).
     """
+    paper_funding_usd: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] = 100_000.0
+    """Paper trading on real market data (`arb run --market venues`): each venue's paper account starts with this
+    much (USD value at the first prices seen) of every currency its instruments trade."""
 
 
 class Settings(BaseSettings):

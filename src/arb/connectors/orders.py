@@ -67,7 +67,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -196,6 +196,65 @@ class _Rules:
     max_notional: Decimal | None
 
 
+def _rules_of(exchange: Any, symbol: str, m: dict[str, Any], taker_fee: Decimal) -> _Rules:
+    """A ccxt market's trading rules as the executor checks them before sending."""
+    precision, limits = m.get("precision") or {}, m.get("limits") or {}
+
+    def limit(kind: str, bound: str) -> Decimal | None:
+        return to_decimal((limits.get(kind) or {}).get(bound))
+
+    def step(value: Any) -> Decimal | None:
+        """A ccxt precision value as a step: itself in TICK_SIZE mode, 10^-n in DECIMAL_PLACES mode."""
+        d = to_decimal(value)
+        if d is None:
+            return None
+        if exchange.precisionMode == ccxt.TICK_SIZE:
+            return d
+        if exchange.precisionMode == ccxt.DECIMAL_PLACES:
+            return Decimal(1).scaleb(-int(d))
+        return None  # significant digits: no fixed step
+
+    market = Market(
+        symbol=symbol, base=m["base"], quote=m["quote"], amount_step=step(precision.get("amount")),
+        price_tick=step(precision.get("price")), min_amount=limit("amount", "min"), min_notional=limit("cost", "min"),
+        taker_fee=taker_fee,
+    )  # fmt: skip
+    return _Rules(market, limit("amount", "max"), limit("price", "min"), limit("price", "max"), limit("cost", "max"))
+
+
+async def public_markets(
+    venue_id: str,
+    config: VenueConfig,
+    symbols: Iterable[str],
+    *,
+    endpoint: LocalEndpoint | None = None,
+    ccxt_id: str | None = None,
+    factory: ExchangeFactory = ccxt_rest_factory,
+    timeout_s: float = OPEN_TIMEOUT_S,
+) -> dict[str, Market]:
+    """The trading rules of `symbols` on the venue from its public market data, with no keys: what paper trading on
+    real market data sizes orders by (`arb.executor.paper`). A symbol the venue does not list is left out (logged);
+    a venue that cannot be asked raises VenueUnavailable."""
+    ccxt_config = {"enableRateLimit": True, "timeout": int(timeout_s * 1000), "options": {"fetchCurrencies": False}}
+    exchange = rest_exchange(factory, ccxt_id or config.ccxt_id or venue_id, ccxt_config, endpoint)
+    try:
+        try:
+            await asyncio.wait_for(exchange.load_markets(), timeout_s)
+        except (TimeoutError, ccxt.BaseError) as exc:
+            raise VenueUnavailable(venue_id, f"markets could not be loaded: {type(exc).__name__}") from None
+        out: dict[str, Market] = {}
+        taker = Decimal(repr(config.fees.taker))
+        for symbol in symbols:
+            m = exchange.markets.get(symbol)
+            if m is None:
+                log.warning("gateway.symbol_not_listed venue=%s symbol=%s", venue_id, symbol)
+                continue
+            out[symbol] = _rules_of(exchange, symbol, m, taker).market
+        return out
+    finally:
+        await close_shielded(exchange, f"markets-{venue_id}-close")
+
+
 class CcxtGateway:
     """One venue's trading access through its ccxt REST class (module docstring). Use as `async with`; it cannot be
     reopened. `limiter`: share one `OrderLimiter` among gateways trading the same account (default: its own, from
@@ -296,37 +355,9 @@ class CcxtGateway:
         m = exchange.markets.get(symbol)
         if m is None:
             raise KeyError(f"{self._venue} does not list {symbol!r}")
-        precision, limits = m.get("precision") or {}, m.get("limits") or {}
-
-        def limit(kind: str, bound: str) -> Decimal | None:
-            return to_decimal((limits.get(kind) or {}).get(bound))
-
-        market = Market(
-            symbol=symbol,
-            base=m["base"],
-            quote=m["quote"],
-            amount_step=self._step(precision.get("amount")),
-            price_tick=self._step(precision.get("price")),
-            min_amount=limit("amount", "min"),
-            min_notional=limit("cost", "min"),
-            taker_fee=Decimal(repr(self._config.fees.taker)),  # the account's configured rate, not the base tier
-        )
-        rules = self._rules[symbol] = _Rules(
-            market, limit("amount", "max"), limit("price", "min"), limit("price", "max"), limit("cost", "max")
-        )
+        # the account's configured taker rate, not the market's base tier
+        rules = self._rules[symbol] = _rules_of(exchange, symbol, m, Decimal(repr(self._config.fees.taker)))
         return rules
-
-    def _step(self, precision: Any) -> Decimal | None:
-        """A ccxt precision value as a step: itself in TICK_SIZE mode, 10^-n in DECIMAL_PLACES mode."""
-        value = to_decimal(precision)
-        if value is None:
-            return None
-        mode = self._exchange.precisionMode
-        if mode == ccxt.TICK_SIZE:
-            return value
-        if mode == ccxt.DECIMAL_PLACES:
-            return Decimal(1).scaleb(-int(value))
-        return None  # significant digits: no fixed step
 
     def market(self, symbol: str) -> Market:
         return self._rules_for(symbol).market
