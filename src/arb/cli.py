@@ -733,6 +733,117 @@ def serve(
         uvicorn.run(create_app(settings, url), host=host, port=port, log_level="warning")
 
 
+backtest_app = typer.Typer(help="Backtest on recorded market data (tapes from `arb record`).", no_args_is_help=True)
+app.add_typer(backtest_app, name="backtest")
+
+
+@backtest_app.command("arbitrage")
+def backtest_arbitrage(
+    data: Annotated[str, typer.Option("--data", help="Tape directory written by `arb record`.")],
+    latency_ms: Annotated[
+        list[float] | None,
+        typer.Option("--latency-ms", min=0.0, help="Order latency of every venue, ms; repeat to compare several."),
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option("--speed", min=0.001, help="Replay at N x the recorded pace (default: flat out).")
+    ] = None,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="Directory for report.json / report.html (default: DATA/report).")
+    ] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay a tape through the scanner and the paper executor: what `arb` would have found, executed and earned."""
+    from arb.backtest.replay import open_tape, replay
+    from arb.backtest.report import write_reports
+    from arb.backtest.tape import TapeError, config_hash
+
+    settings = _load(config)
+    try:
+        manifest = open_tape(Path(data))
+    except TapeError as exc:
+        raise _fail(f"--data: {exc}") from None
+    if manifest.config_hash != config_hash(settings):
+        sys.stderr.write("warning: the tape was recorded under other settings (config hash differs); replaying under "
+                         "the current ones\n")  # fmt: skip
+    if manifest.gaps:
+        missed = sum(g.missed for g in manifest.gaps)
+        sys.stderr.write(f"warning: the tape has {len(manifest.gaps)} gaps ({missed} feed entries never recorded)\n")
+    latencies = latency_ms or [0.0]
+
+    def progress(done: int, total: int, quotes: int) -> None:
+        sys.stderr.write(f"replay: {done}/{total} entries, {quotes} quotes\n")
+
+    show = progress if manifest.entries > 20_000 or speed else None
+
+    async def run_all() -> list[Any]:
+        return [await replay(Path(data), settings, latency_ms=ms, speed=speed, progress=show) for ms in latencies]
+
+    # the standard loop, not uvloop: the replay's settle step reads its ready queue (`arb.backtest.replay.settle`)
+    reports = asyncio.run(run_all())
+    target = Path(out_dir) if out_dir else Path(data) / "report"
+    paths = write_reports(target, reports)
+    summary = _backtest_summary(reports, paths)
+    if json:
+        _print_json(summary)
+        return
+    _backtest_table(data, reports, paths)
+
+
+def _backtest_summary(reports: list[Any], paths: dict[str, Path]) -> dict[str, Any]:
+    """`arb backtest arbitrage --json`'s line: the first replay's figures, and every latency's when several."""
+    from arb.backtest.report import latency_rows
+
+    first = reports[0]
+    perf = first.perf
+    summary: dict[str, Any] = {
+        "opportunities": first.opportunities, "executed": first.executed, "done": first.done,
+        "realized_pnl": first.realized_pnl_usd, "predicted_pnl": first.predicted_pnl_usd,
+        "realized_edge_bps": first.realized_edge_bps_mean, "missed": first.missed, "fill_rate": first.fill_rate,
+        "quotes": first.tape.replayed_quotes, "quotes_per_s": perf.quotes_per_s if perf else None,
+        "gaps": len(first.tape.gaps), "config_matches": first.tape.config_matches,
+        "report": str(paths["json"]), "html": str(paths["html"]),
+    }  # fmt: skip
+    if first.truth is not None:
+        summary["truth"] = first.truth.by_status
+    if first.live is not None:
+        summary["live"] = {"opened": first.live.live_opened, "found": first.live.found,
+                           "same_edge": first.live.same_edge}  # fmt: skip
+    if len(reports) > 1:
+        rows = latency_rows(reports)
+        for row, r in zip(rows, reports, strict=True):
+            row["quotes_per_s"] = r.perf.quotes_per_s if r.perf else None
+        summary["latencies"] = rows
+    return summary
+
+
+def _backtest_table(data: str, reports: list[Any], paths: dict[str, Path]) -> None:
+    table = Table(title=f"backtest {data}")
+    for col in (
+        "latency ms",
+        "opportunities",
+        "executed",
+        "done",
+        "missed",
+        "realized USD",
+        "predicted USD",
+        "realized bps",
+        "fill rate",
+        "quotes/s",
+    ):
+        table.add_column(col, justify="right")
+    for r in reports:
+        table.add_row(str(r.latency_ms), str(r.opportunities), str(r.executed), str(r.done),
+                      str(sum(r.missed.values())), f"{r.realized_pnl_usd:.2f}", f"{r.predicted_pnl_usd:.2f}",
+                      "-" if r.realized_edge_bps_mean is None else f"{r.realized_edge_bps_mean:.1f}",
+                      "-" if r.fill_rate is None else f"{r.fill_rate:.2f}",
+                      f"{r.perf.quotes_per_s:,.0f}" if r.perf else "-")  # fmt: skip
+    out.print(table)
+    if reports[0].tape.gaps:
+        out.print(f"[red]tape gaps: {len(reports[0].tape.gaps)}[/] (the replay cannot see the missing entries)")
+    out.print(f"report: {paths['json']} and {paths['html']}")
+
+
 def main() -> None:
     if os.environ.get("ARB_LOG_LEVEL") is None:
         configure_logging("WARNING")  # until settings are loaded, only problems

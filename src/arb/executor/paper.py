@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Final
 
@@ -37,8 +37,12 @@ class PaperGateway:
         balances: Mapping[str, Decimal],
         latency_ms: float = 0.0,
         clock: Callable[[], int] | None = None,
+        wait: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        """`markets`: symbol -> trading rules; `instruments`: symbol -> the grid instrument whose book it fills on."""
+        """`markets`: symbol -> trading rules; `instruments`: symbol -> the grid instrument whose book it fills on.
+        `clock` stamps fills (default: the grid's); `wait(seconds)` spends the order latency (default
+        `asyncio.sleep`; the backtest replayer hands its simulated clock's, so the book the order fills against is
+        the recorded one at send time + latency)."""
         self._venue = venue
         self.mirror = mirror
         self.markets = dict(markets)
@@ -46,6 +50,7 @@ class PaperGateway:
         self.balances: dict[str, Decimal] = dict(balances)
         self.latency_s = latency_ms / 1000
         self._clock = clock or mirror.grid.now_ns
+        self._wait = wait or asyncio.sleep
         self.orders: dict[str, OrderReport] = {}
         self._trades = 0
 
@@ -92,7 +97,7 @@ class PaperGateway:
         if order.client_id in self.orders:
             raise OrderRejected(self._venue, f"duplicate client order id {order.client_id}")
         if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+            await self._wait(self.latency_s)
         m = self.markets[order.symbol]
         levels = self._levels(order)
         limit = order.price or ZERO

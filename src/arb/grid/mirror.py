@@ -45,6 +45,7 @@ from arb.metrics import (
 from arb.model import Quote
 
 if TYPE_CHECKING:
+    from arb.grid.layout import GridLayout
     from arb.grid.store import PriceGrid
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,31 @@ class GridMirror:
         if depth < 0:
             raise ValueError("depth must be >= 0")
         self.grid = grid
-        self.layout = grid.layout
         timeout = grid.client.connection_pool.connection_kwargs.get("socket_timeout")
         # XREAD BLOCK must return before the socket timeout, or a quiet feed would read as a dead Redis.
         self._block_ms = block_ms if not timeout else max(1, min(block_ms, int(float(timeout) * 1000 / 2)))
         self._count = count
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
-        self._now_ns = now_ns or grid.now_ns
+        self._init_arrays(grid.layout, depth, now_ns or grid.now_ns)
+
+    @classmethod
+    def offline(cls, layout: GridLayout, *, depth: int, now_ns: Callable[[], int]) -> GridMirror:
+        """A mirror with no Redis behind it, fed only by `apply` (the backtest replayer feeds it a recorded tape).
+
+        Why valid from the start: it is in step with its feed by construction (every entry it is given is applied,
+        in order), which is what `valid` means for a following mirror. It has no `grid`: `rebuild`/`follow` refuse,
+        and whoever reads the time must be handed the replay clock (`now_ns`)."""
+        if depth < 0:
+            raise ValueError("depth must be >= 0")
+        mirror = cls.__new__(cls)
+        mirror._init_arrays(layout, depth, now_ns)
+        mirror._valid = mirror._offline = True
+        return mirror
+
+    def _init_arrays(self, layout: GridLayout, depth: int, now_ns: Callable[[], int]) -> None:
+        self.layout = layout
+        self._now_ns = now_ns
         shape = self.layout.shape
         self.bid: FloatArray = np.full(shape, np.nan)
         self.ask: FloatArray = np.full(shape, np.nan)
@@ -135,6 +153,7 @@ class GridMirror:
         }  # views: writing them writes the 2-D arrays
         self._max_age_ns = self.layout.max_age_ns[None, :]
         self._valid = False
+        self._offline = False
         self._last_c = 0
         self._last_id = "0-0"
         self._run_id: str | None = None
@@ -256,6 +275,8 @@ class GridMirror:
     async def rebuild(self) -> GridSnapshot | QuotesSnapshot:
         """Reload every cell from a consistent snapshot (full quotes when the mirror keeps depth); the mirror is
         valid afterwards. Raises GridUnavailable (and leaves the mirror invalid) when Redis cannot be read."""
+        if self._offline:
+            raise RuntimeError("an offline mirror has no grid to rebuild from")
         started = time.perf_counter()
         snapshot: GridSnapshot | QuotesSnapshot
         try:

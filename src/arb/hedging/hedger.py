@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -84,7 +84,11 @@ class Hedger:
         prices: PriceView,
         risk: RiskEngine,
         context: RiskContext,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`sleep` / `monotonic`: the clock the attempts' deadline and retry pauses run on (the backtest replayer hands
+        its simulated one; live uses the real)."""
         self.settings = settings
         self.gateways = dict(gateways)
         self.prices = prices
@@ -98,10 +102,12 @@ class Hedger:
         self.retry_s = cfg.resolve_interval_s
         self.slippage = Decimal(repr(settings.thresholds.max_slippage))
         self.escalations = 0
+        self._sleep = sleep
+        self._monotonic = monotonic
 
     async def close(self, residual: Residual, runner: OrderRunner, *, first_leg: int | None = None) -> HedgeResult:
         """Trade `residual` flat (see the module docstring); never raises for a venue's refusal, escalates instead."""
-        deadline = time.monotonic() + self.ttl_s
+        deadline = self._monotonic() + self.ttl_s
         remaining = residual.amount
         sent: list[str] = []
         notes: list[str] = []
@@ -110,12 +116,12 @@ class Hedger:
         # attempts go elsewhere while another venue can take the order, instead of asking again one that said no.
         refused: set[str] = set()
         for attempt in range(self.attempts):
-            if remaining <= 0 or time.monotonic() >= deadline:
+            if remaining <= 0 or self._monotonic() >= deadline:
                 break
             choice = self._choose(residual, remaining, avoid=refused)
             if isinstance(choice, str):
                 notes.append(choice)
-                await asyncio.sleep(self.retry_s)
+                await self._sleep(self.retry_s)
                 continue
             venue, symbol, order = choice
             if order.amount <= 0:
@@ -131,7 +137,7 @@ class Hedger:
             verdict = self.risk.check(self._request(residual, venue, symbol, order), self.context)
             if isinstance(verdict, Denied):
                 notes.append(f"risk denied on {venue}: {verdict.reason.value}")
-                await asyncio.sleep(self.retry_s)
+                await self._sleep(self.retry_s)
                 continue
             await runner.store.add_orders(residual.execution_id, [order], legs=[leg - 1])
             sent.append(order.client_id)

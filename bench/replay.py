@@ -1,0 +1,94 @@
+"""Replay benchmark: quotes a second through the scanner and the paper executor. Prints ONE JSON object
+(`./run bench replay [--quick] [--data TAPE]`).
+
+Set-up: a tape of the embedded local-venue demo (recorded here with `arb record --demo`, 30 s, or 15 s with
+`--quick`; or `--data DIR` for an existing tape), replayed as fast as possible through the same code as live
+(`arb.backtest.replay`: offline mirror, `Scanner.step` per feed entry, the executor with paper gateways on the
+simulated clock, SQLite ledger). Measured: `quotes_per_s` (wall clock, whole replay: tape decode, mirror, scanner,
+executor, ledger); target (issue 9) >= 200,000. In the same run, for comparison: the scan-only replay
+(`scan_only_quotes_per_s`, execute=False) and the tape's live rate (`recorded_quotes_per_s`: quotes over the
+recorded span), whose ratio `x_real_time` says how much faster than the market the replay runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from arb.backtest.replay import replay
+from arb.backtest.tape import read_manifest
+from arb.config import load_settings
+from arb.logs import configure_logging
+
+
+def progress(msg: str) -> None:
+    sys.stderr.write(f"bench.replay: {msg}\n")
+
+
+def record(seconds: int) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="arb-bench-replay-")) / "tape"
+    progress(f"recording {seconds} s of the local-venue demo -> {out}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARB_")} | {"ARB_LOG_LEVEL": "WARNING"}
+    env["ARB_DATABASE_URL"] = f"sqlite+aiosqlite:///{out.parent / 'demo.db'}"
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "arb", "record", "--demo", "--out", str(out), "--seconds", str(seconds), "--json"],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return out
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    tape = Path(args.data) if args.data else record(15 if args.quick else 30)
+    manifest = read_manifest(tape)
+    settings = load_settings()
+    span_s = ((manifest.last_recv_ns or 0) - (manifest.first_recv_ns or 0)) / 1e9
+    progress(f"replaying {manifest.quotes} quotes ({manifest.entries} entries, {span_s:.1f} s recorded), scan only")
+    t0 = time.perf_counter()
+    scan = await replay(tape, settings, execute=False)
+    scan_s = time.perf_counter() - t0
+    progress("replaying with the paper executor")
+    t0 = time.perf_counter()
+    full = await replay(tape, settings, execute=True)
+    full_s = time.perf_counter() - t0
+    qps = manifest.quotes / full_s
+    recorded = manifest.quotes / span_s if span_s > 0 else None
+    return {
+        "quotes_per_s": round(qps),
+        "scan_only_quotes_per_s": round(manifest.quotes / scan_s),
+        "recorded_quotes_per_s": None if recorded is None else round(recorded),
+        "x_real_time": None if recorded is None else round(qps / recorded, 1),
+        "quotes": manifest.quotes,
+        "entries": manifest.entries,
+        "wall_s": round(full_s, 3),
+        "opportunities": full.opportunities,
+        "executed": full.executed,
+        "realized_pnl_usd": round(full.realized_pnl_usd, 4),
+        "scan_only_opportunities": scan.opportunities,
+        "ok": {"quotes_per_s_ge_200k": qps >= 200_000},
+        "quick": args.quick,
+        "tape": str(tape),
+        "env": {"python": platform.python_version()},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="record 15 s instead of 30")
+    parser.add_argument("--data", default=None, help="replay this tape instead of recording one")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+    print(json.dumps(asyncio.run(run(args))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

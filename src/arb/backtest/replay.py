@@ -1,0 +1,519 @@
+"""Replay a tape through the live code path: offline mirror -> `Scanner.step` -> `TradingLoop` -> `Executor` with
+paper gateways, all on a simulated clock (`arb backtest arbitrage`).
+
+Why the same objects and not a backtest engine of its own: the question is "what would *this* `arb` have done", so
+the scanner, the trading loop, the executor, the risk engine and the hedger are the live classes, handed a clock
+(`SimClock`) instead of the wall clock. Only the inputs differ: quotes come from the tape (`arb.backtest.tape`) into
+`GridMirror.offline`, orders go to `PaperGateway`s that fill against that mirror, and the ledger is a throw-away
+SQLite file.
+
+Time: the replay clock is each entry's `recorded_ns` (when the recorder, and so roughly the live mirror, read it).
+Between entries the clock jumps to the next event: a feed entry, a full scan (`scanner.full_scan_interval_s`, as the
+live loop's timer), a gas repricing (`scanner.health_refresh_s`), an account refresh (0.5 s, as `arb run`), or a
+sleeper's deadline. A paper order sent at t waits `latency_ms[venue]` on this clock, so it fills against the book
+as the tape left it at t + latency (entries stamped up to and including that instant are applied first): latency
+decay is measured, not assumed. Before the clock moves, the replay lets every execution run until it is parked on the
+clock (`SimClock.settle`): ledger writes take no simulated time, so the outcome does not depend on how fast the disk
+is, and two replays of one tape give byte-identical reports.
+
+Venue health: the tape has no health records, so every venue counts as up (`require_health=False`, risk context
+`connected`). Live, a venue's first quotes can arrive before its health says connected; the replay then sees
+opportunities on them a little earlier than live did (see the round-trip test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import inspect
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from arb.backtest.report import ReplayReport, ReplayRun, build_report
+from arb.backtest.tape import CHUNKS, Manifest, TapeError, config_hash, read_entries, read_manifest
+from arb.executor.engine import Executor, Outcome, usd_per_currency
+from arb.grid import codec
+from arb.model import OpportunityEvent, Quote
+
+if TYPE_CHECKING:
+    from arb.config import Settings
+    from arb.executor.venue import Market
+    from arb.ledger.execution import ExecutionStore
+    from arb.model import Opportunity
+
+log = logging.getLogger(__name__)
+
+DEPTH: Final = 20
+"""Book levels the mirror keeps, as `arb run`'s mirror."""
+DEFAULT_FUNDING_USD: Final = Decimal(1_000_000)
+"""Starting paper balance per venue and asset, in USD (as the local venues fund their default account)."""
+FUNDING_WINDOW_S: Final = 5.0
+"""Base assets are funded at the first mid seen in the tape's first seconds; one not quoted by then starts at 0."""
+ACCOUNT_EVERY_S: Final = 0.5
+"""Simulated seconds between refreshes of the risk context's PnL and equity (`arb run` refreshes every 0.5 s)."""
+AMOUNT_STEP: Final = Decimal("1e-8")
+"""Paper markets' amount step (the tape has no venue precision rules)."""
+_FALLBACK_ROUNDS: Final = 64
+
+
+class SimClock:
+    """Simulated UTC ns; `sleep` parks the caller until the replay moves the clock past its deadline.
+
+    Callable (`clock()` -> ns) so it can stand in for `time.time_ns` wherever the live classes take a clock."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.now_ns = start_ns
+        self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+    def monotonic(self) -> float:
+        return self.now_ns / 1e9
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.now_ns + round(seconds * 1e9), self._seq, future))
+        self._seq += 1
+        await future
+
+    def next_deadline(self) -> int | None:
+        while self._timers and self._timers[0][2].done():  # a cancelled sleeper
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    def fire_next(self) -> None:
+        """Move to the earliest deadline and wake its sleeper."""
+        deadline, _, future = heapq.heappop(self._timers)
+        self.now_ns = max(self.now_ns, deadline)
+        if not future.done():
+            future.set_result(None)
+
+
+class _SerialStore:
+    """The ledger store, its calls serialised and counted, so the replay can tell "an execution is writing the
+    ledger" (wait) from "every execution is parked on the simulated clock" (time may move), and so concurrent
+    executions' writes complete in the order they were made (no thread timing in the outcome)."""
+
+    def __init__(self, store: ExecutionStore) -> None:
+        self._store = store
+        self._lock = asyncio.Lock()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.in_flight += 1
+            self.idle.clear()
+            try:
+                async with self._lock:
+                    return await attr(*args, **kwargs)
+            finally:
+                self.in_flight -= 1
+                if not self.in_flight:
+                    self.idle.set()
+
+        return call
+
+
+async def settle(store: _SerialStore | None) -> None:
+    """Run the event loop until nothing but sleepers on the simulated clock is left: no ledger call in flight and
+    nothing ready to run. The ready check reads the standard asyncio loop's queue (`_ready`); on a loop without it
+    (uvloop) a fixed number of rounds stands in, which is why `arb backtest` runs on the standard loop."""
+    loop = asyncio.get_running_loop()
+    ready = getattr(loop, "_ready", None)
+    rounds = 0
+    while True:
+        await asyncio.sleep(0)
+        if store is not None and store.in_flight:
+            rounds = 0
+            await store.idle.wait()
+            continue
+        if ready is not None:
+            if not ready:
+                return
+        else:
+            rounds += 1
+            if rounds >= _FALLBACK_ROUNDS:
+                return
+
+
+class _TimedExecutor(Executor):
+    """The live executor; it only notes when (simulated) each execution started and ended, for the PnL curve."""
+
+    timeline: list[tuple[int, int, Outcome, float]]
+    """(started ns, ended ns, outcome, executed notional USD: the larger leg at the opportunity's buy VWAP)."""
+
+    async def execute(self, opportunity: Opportunity) -> Outcome:
+        started = self.clock()
+        outcome = await super().execute(opportunity)
+        usd = self.settings.scanner.usd_per_quote.get(self.settings.instruments[opportunity.instrument].quote, 1.0)
+        notional = float(max(outcome.bought, outcome.sold)) * opportunity.vwap_buy * usd
+        self.timeline.append((started, self.clock(), outcome, notional))
+        return outcome
+
+
+@dataclass
+class _Feed:
+    """The tape's entries with one of look-ahead (the next event time)."""
+
+    entries: Iterator[tuple[int, int, list[Quote]]]
+    head: tuple[int, int, list[Quote]] | None = None
+    done: int = 0
+    quotes: int = 0
+    skips: codec.Skips = field(default_factory=lambda: codec.Skips("replay"))
+
+    def advance(self) -> None:
+        self.head = next(self.entries, None)
+
+
+def open_tape(tape_dir: Path | str) -> Manifest:
+    """The tape's manifest, after checking its chunk files are all there (TapeError naming what is missing)."""
+    directory = Path(tape_dir)
+    if not directory.is_dir():
+        raise TapeError(f"{directory}: no such directory")
+    manifest = read_manifest(directory)
+    missing = [c.file for c in manifest.chunks if not (directory / CHUNKS / c.file).is_file()]
+    if missing:
+        raise TapeError(f"{directory}: incomplete tape, missing chunk files {', '.join(missing[:5])}")
+    return manifest
+
+
+def _latencies(latency_ms: Mapping[str, float] | float, venues: Collection[str]) -> dict[str, float]:
+    if isinstance(latency_ms, int | float):
+        if not latency_ms >= 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        return dict.fromkeys(venues, float(latency_ms))
+    unknown = sorted(set(latency_ms) - set(venues))
+    if unknown:
+        raise ValueError(f"latency_ms: not traded venues: {', '.join(unknown)}")
+    bad = {v: ms for v, ms in latency_ms.items() if not ms >= 0}
+    if bad:
+        raise ValueError(f"latency_ms must be >= 0: {bad}")
+    return {v: float(latency_ms.get(v, 0.0)) for v in venues}
+
+
+def _markets(settings: Settings, venues: Collection[str]) -> dict[str, tuple[dict[str, Market], dict[str, str]]]:
+    """Per venue: paper markets (symbol -> rules) and symbol -> grid instrument, for every listed instrument."""
+    from arb.executor.venue import Market
+
+    out: dict[str, tuple[dict[str, Market], dict[str, str]]] = {v: ({}, {}) for v in venues}
+    for iid, inst in settings.instruments.items():
+        for venue, symbol in inst.venues.items():
+            if venue not in out or "/" not in symbol:
+                continue
+            base, _, quote = symbol.partition("/")
+            fee = Decimal(repr(settings.venues[venue].fees.taker))
+            markets, instruments = out[venue]
+            markets[symbol] = Market(symbol=symbol, base=base, quote=quote.split(":")[0], amount_step=AMOUNT_STEP,
+                                     price_tick=None, min_amount=None, min_notional=None, taker_fee=fee)  # fmt: skip
+            instruments[symbol] = iid
+    return out
+
+
+def _first_mids(tape_dir: Path, manifest: Manifest, wanted: set[str]) -> dict[str, float]:
+    """Instrument -> first mid in the tape's first `FUNDING_WINDOW_S` (stops early once every one is seen)."""
+    mids: dict[str, float] = {}
+    until: int | None = None
+    for _, recorded_ns, quotes in read_entries(tape_dir, manifest):
+        until = until if until is not None else recorded_ns + int(FUNDING_WINDOW_S * 1e9)
+        if recorded_ns > until:
+            break
+        for q in quotes:
+            if q.instrument not in mids and q.bid > 0 and q.ask > q.bid:
+                mids[q.instrument] = (q.bid + q.ask) / 2
+        if wanted <= mids.keys():
+            break
+    return mids
+
+
+def starting_balances(
+    settings: Settings,
+    markets: Mapping[str, tuple[Mapping[str, Market], Mapping[str, str]]],
+    mids: Mapping[str, float],
+    funding_usd: Decimal,
+) -> dict[str, dict[str, Decimal]]:
+    """Per venue: `funding_usd` worth of each quote currency and of each base asset (at its instrument's first mid);
+    a base with no price is not funded (its sells abort for funds, and the report says so)."""
+    usd = usd_per_currency(settings)
+    out: dict[str, dict[str, Decimal]] = {}
+    q8 = Decimal("1e-8")
+    for venue, (venue_markets, instruments) in markets.items():
+        balances = out.setdefault(venue, {})
+        for symbol, market in venue_markets.items():
+            quote_usd = usd.get(market.quote)
+            if quote_usd:
+                balances.setdefault(market.quote, (funding_usd / Decimal(repr(quote_usd))).quantize(q8))
+            mid = mids.get(instruments[symbol])
+            inst_usd = usd.get(settings.instruments[instruments[symbol]].quote)
+            if mid and inst_usd:
+                balances.setdefault(market.base, (funding_usd / Decimal(repr(mid * inst_usd))).quantize(q8))
+    return out
+
+
+async def replay(
+    tape_dir: Path | str,
+    settings: Settings,
+    *,
+    latency_ms: Mapping[str, float] | float = 0,
+    speed: float | None = None,
+    execute: bool = True,
+    funding_usd: Decimal = DEFAULT_FUNDING_USD,
+    traded_venues: Collection[str] | None = None,
+    max_concurrent: int = 2,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> ReplayReport:
+    """Replay the tape in `tape_dir` under `settings` (see the module docstring) and report what the scanner found
+    and the executor did.
+
+    `latency_ms`: order latency, one figure for every venue or per venue (missing venues: 0). `speed`: None = as fast
+    as possible, N = N x the recorded pace. `execute`: False scans only. `funding_usd`: starting paper balance per
+    venue and asset (`starting_balances`). `traded_venues`: venues with a paper gateway (default: every cex venue of
+    the layout). `progress(entries_done, entries_total, quotes_done)`: called every 500 entries."""
+    from arb.grid import GridLayout
+    from arb.grid.mirror import GridMirror
+    from arb.scanner.engine import Scanner
+
+    if speed is not None and not speed > 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
+    directory = Path(tape_dir)
+    manifest = open_tape(directory)
+    layout = GridLayout.from_settings(settings)
+    venues = sorted(traded_venues if traded_venues is not None else
+                    (v for v in layout.venues if settings.venues[v].kind == "cex"))  # fmt: skip
+    unknown = [v for v in venues if v not in settings.venues]
+    if unknown:
+        raise ValueError(f"traded_venues: not in the settings: {', '.join(unknown)}")
+    latencies = _latencies(latency_ms, venues)
+    matches = manifest.config_hash == config_hash(settings)
+    if not matches:
+        log.warning("replay.config_mismatch tape=%s recorded=%s now=%s", directory, manifest.config_hash[:12],
+                    config_hash(settings)[:12])  # fmt: skip
+    started_wall = time.perf_counter()
+    feed = _Feed(read_entries(directory, manifest, codec.Skips("replay")))
+    feed.advance()
+    clock = SimClock(feed.head[1] if feed.head is not None else manifest.started_ns)
+    mirror = GridMirror.offline(layout, depth=DEPTH, now_ns=clock)
+    events: list[OpportunityEvent] = []
+    scanner = Scanner(settings, mirror, sinks=[events.append], require_health=False, now_ns=clock)
+    run = ReplayRun(manifest=manifest, tape_dir=str(directory), settings=settings, latency_ms=latency_ms,
+                    config_matches=matches, events=events, execute=execute)  # fmt: skip
+    async with contextlib.AsyncExitStack() as stack:
+        trading = None
+        if execute:
+            trading = await stack.enter_async_context(
+                _trading(settings, mirror, scanner, clock, venues, latencies, directory, manifest, funding_usd,
+                         max_concurrent)
+            )  # fmt: skip
+            scanner.sinks.append(trading.loop.offer)
+        await _drive(feed, clock, mirror, scanner, settings, manifest, trading, speed, progress)
+        if trading is not None:
+            await trading.finish(clock)
+            run.timeline = sorted(trading.executor.timeline, key=lambda r: (r[1], r[0], r[2].execution_id))
+            run.start_balances, run.end_balances = trading.start_balances, dict(trading.executor.context.balances)
+            run.offered = trading.loop.offered
+    run.quotes = feed.quotes
+    run.entries = feed.done
+    run.skipped = dict(feed.skips.counts) | {f"mirror:{k}": n for k, n in mirror.skipped.items()}
+    run.scanner_passes, run.full_passes = scanner.passes, scanner.full_passes
+    run.wall_s = time.perf_counter() - started_wall
+    report = build_report(run)
+    log.info("replay.done tape=%s entries=%d quotes=%d opportunities=%d executed=%d realized_pnl=%.2f "
+             "quotes_per_s=%.0f", directory, feed.done, feed.quotes, report.opportunities, report.executed,
+             report.realized_pnl_usd, report.perf.quotes_per_s if report.perf else 0.0)  # fmt: skip
+    return report
+
+
+async def replay_latencies(
+    tape_dir: Path | str, settings: Settings, latencies_ms: Collection[float], **kwargs: Any
+) -> list[ReplayReport]:
+    """The same replay at each latency (ms, every venue), in the order given: the latency sensitivity."""
+    if not latencies_ms:
+        raise ValueError("latencies_ms: give at least one latency")
+    return [await replay(tape_dir, settings, latency_ms=ms, **kwargs) for ms in latencies_ms]
+
+
+async def _drive(
+    feed: _Feed,
+    clock: SimClock,
+    mirror: Any,
+    scanner: Any,
+    settings: Settings,
+    manifest: Manifest,
+    trading: _Trading | None,
+    speed: float | None,
+    progress: Callable[[int, int, int], None] | None,
+) -> None:
+    """Feed every entry, with the timed events between them (module docstring), settling after each."""
+    s = settings.scanner
+    full_ns, gas_ns = int(s.full_scan_interval_s * 1e9), int(s.health_refresh_s * 1e9)
+    start = clock.now_ns
+    periodic = {"full": start + full_ns, "gas": start, "account": start + int(ACCOUNT_EVERY_S * 1e9)}
+    store = trading.store if trading is not None else None
+    wall0 = time.perf_counter()
+    while feed.head is not None:
+        _, t, quotes = feed.head
+        await _until(t, periodic, clock, scanner, trading, full_ns, gas_ns)
+        clock.now_ns = max(clock.now_ns, t)
+        if speed is not None:
+            delay = wall0 + (t - start) / 1e9 / speed - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if quotes:
+            mirror.apply(quotes)
+            rows = mirror.take_dirty()
+            if rows.size:
+                scanner.step(rows, now_ns=clock.now_ns)
+        feed.done += 1
+        feed.quotes += len(quotes)
+        if store is not None:
+            await settle(store)
+        if progress is not None and feed.done % 500 == 0:
+            progress(feed.done, manifest.entries, feed.quotes)
+        feed.advance()
+    scanner.close_all("end_of_tape", now_ns=clock.now_ns)
+    if progress is not None:
+        progress(feed.done, manifest.entries, feed.quotes)
+
+
+async def _until(
+    t: int, periodic: dict[str, int], clock: SimClock, scanner: Any, trading: _Trading | None, full_ns: int, gas_ns: int
+) -> None:
+    """Run everything due before `t` in time order: sleepers' deadlines and the periodic events (one due at `t`
+    itself runs after the entry at `t`: the book as it stood at t includes that entry)."""
+    store = trading.store if trading is not None else None
+    every = {"full": full_ns, "gas": gas_ns, "account": int(ACCOUNT_EVERY_S * 1e9)}
+    while True:
+        name, due = min(periodic.items(), key=lambda kv: kv[1])
+        timer = clock.next_deadline()
+        if timer is not None and timer < due:
+            name, due = "timer", timer
+        if due >= t:
+            return
+        if name == "timer":
+            clock.fire_next()
+        else:
+            clock.now_ns = max(clock.now_ns, due)
+            await _periodic(name, scanner, trading, clock)
+            periodic[name] = due + every[name]
+        await settle(store)
+
+
+async def _periodic(name: str, scanner: Any, trading: _Trading | None, clock: SimClock) -> None:
+    if name == "full":
+        scanner.mirror.take_dirty()
+        scanner.step(None, now_ns=clock.now_ns)
+    elif name == "gas":
+        scanner.price_gas()
+    elif trading is not None:
+        await trading.refresh_account()
+
+
+@dataclass
+class _Trading:
+    executor: _TimedExecutor
+    loop: Any
+    store: _SerialStore
+    start_ns: int
+    start_balances: dict[tuple[str, str], Decimal]
+
+    async def refresh_account(self) -> None:
+        """As `arb run`'s health follower: realized PnL (since the replay started) and equity into the risk
+        context, on the simulated clock."""
+        from arb.trading import asset_prices_usd
+
+        ex = self.executor
+        ctx = ex.context
+        realized = await ex.store.realized_pnl_since(self.start_ns)
+        prices = asset_prices_usd(ex, {a for _, a in ctx.balances})
+        equity = sum((amount * Decimal(repr(prices[a])) for (_, a), amount in ctx.balances.items() if a in prices),
+                     start=Decimal(0))  # fmt: skip
+        ctx.realized_pnl_today_usd = realized
+        ctx.equity_usd = equity + realized
+        ctx.peak_equity_usd = max(ctx.peak_equity_usd or ctx.equity_usd, ctx.equity_usd)
+
+    async def finish(self, clock: SimClock) -> None:
+        """Let the executions in flight end on the clock (the tape is over: their orders fill on its last books)."""
+        await settle(self.store)
+        while self.loop.in_flight:
+            if clock.next_deadline() is None:
+                log.error("replay.stuck in_flight=%d (no sleeper left to wake)", self.loop.in_flight)
+                break
+            clock.fire_next()
+            await settle(self.store)
+        await self.loop.close()
+
+
+@contextlib.asynccontextmanager
+async def _trading(
+    settings: Settings,
+    mirror: Any,
+    scanner: Any,
+    clock: SimClock,
+    venues: list[str],
+    latencies: dict[str, float],
+    directory: Path,
+    manifest: Manifest,
+    funding_usd: Decimal,
+    max_concurrent: int,
+) -> Any:
+    """`arb.trading.trading` for a replay: paper gateways on the offline mirror, a temporary SQLite ledger, the risk
+    engine and hedger on the simulated clock, then the trading loop."""
+    from arb.executor.loop import TradingLoop
+    from arb.executor.paper import PaperGateway
+    from arb.executor.prices import GridPrices
+    from arb.hedging.hedger import Hedger
+    from arb.ledger import open_ledger
+    from arb.risk import RiskContext, RiskEngine
+    from arb.risk.ledger import LedgerEventSink, LedgerStateStore
+    from arb.trading import current
+
+    markets = _markets(settings, venues)
+    wanted = {iid for _, instruments in markets.values() for iid in instruments.values()}
+    mids = _first_mids(directory, manifest, wanted)
+    funds = starting_balances(settings, markets, mids, funding_usd)
+    gateways = {
+        v: PaperGateway(v, mirror=mirror, markets=markets[v][0], instruments=markets[v][1], balances=funds[v],
+                        latency_ms=latencies[v], clock=clock, wait=clock.sleep)
+        for v in venues
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="arb-replay-") as tmp:
+        async with contextlib.AsyncExitStack() as stack:
+            ledger = await stack.enter_async_context(open_ledger(f"sqlite+aiosqlite:///{tmp}/ledger.db"))
+            store = _SerialStore(ledger.execution())
+            typed = cast("ExecutionStore", store)
+            risk = await stack.enter_async_context(
+                RiskEngine(settings.risk, LedgerStateStore(typed), LedgerEventSink(typed), clock=clock,
+                           poll_interval_s=None)
+            )  # fmt: skip
+            context = RiskContext()
+            context.venue_state.update(dict.fromkeys(venues, "connected"))
+            prices = GridPrices(mirror, now_ns=clock)
+            hedger = Hedger(settings, gateways=gateways, prices=prices, risk=risk, context=context,
+                            sleep=clock.sleep, monotonic=clock.monotonic)  # fmt: skip
+            executor = _TimedExecutor(
+                settings, gateways=gateways, store=typed, risk=risk, context=context, prices=prices, hedger=hedger,
+                recheck=lambda opp: current(scanner, opp), clock=clock,
+            )  # fmt: skip
+            executor.timeline = []
+            await executor.start()
+            session = _Trading(executor, None, store, clock.now_ns, dict(context.balances))
+            await session.refresh_account()
+            session.loop = await stack.enter_async_context(TradingLoop(executor, max_concurrent=max_concurrent))
+            yield session
