@@ -2,9 +2,10 @@
 
 Why the feed and not the grid: the grid holds the last quote per cell, the feed every quote ever written (the
 replay must see each update the live scanner saw). The recorder reads the feed like the mirror does (XREAD after the
-last entry id, in batches of up to `count`), keeps each entry's payload bytes as they are (`arb.backtest.tape`), and
-checks the feed counter: an entry trimmed before it was read (the recorder lagged more than the feed's maxlen) is a
-gap, logged as an error and listed in the manifest, never papered over.
+last entry id, in batches of up to `count`), decodes each entry's quotes once (to filter and count them; the tape
+stores them as columns, `arb.backtest.tape`), and checks the feed counter: an entry trimmed before it was read (the
+recorder lagged more than the feed's maxlen) is a gap, logged as an error and listed in the manifest, never papered
+over.
 
 Use as `async with Recorder(grid, directory, settings) as rec:`; leaving reads what the feed holds up to that
 moment, then writes the last chunk and the manifest (`rec.manifest`).
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from arb.grid import PriceGrid
 
 log = logging.getLogger(__name__)
-_ENCODE = msgspec.msgpack.Encoder()
 
 
 def check_out_dir(directory: Path) -> None:
@@ -143,12 +143,9 @@ class Recorder:
             if self.venues is not None or self.instruments is not None:
                 kept = [q for q in quotes if self._wanted(q.venue, q.instrument)]
                 writer.manifest.filtered_out += len(quotes) - len(kept)
-                if len(kept) != len(quotes):
-                    payload = codec.msgpack_array([_ENCODE.encode(q) for q in kept])
                 quotes = kept
             gaps = len(writer.manifest.gaps)
-            recv = (min(q.ts_recv for q in quotes), max(q.ts_recv for q in quotes)) if quotes else (now, now)
-            writer.append(c, now, payload, len(quotes), recv)
+            writer.append(c, now, quotes)
             if len(writer.manifest.gaps) > gaps:
                 gap = writer.manifest.gaps[-1]
                 log.error("record.gap after_c=%d missed=%d (the feed was trimmed before the recorder read it)",

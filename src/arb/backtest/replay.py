@@ -31,20 +31,22 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from arb.backtest.report import ReplayReport, ReplayRun, build_report
-from arb.backtest.tape import CHUNKS, Manifest, TapeError, config_hash, read_entries, read_manifest
+from arb.backtest.tape import CHUNKS, Block, Manifest, TapeError, config_hash, read_blocks, read_entries, read_manifest
 from arb.executor.engine import Executor, Outcome, usd_per_currency
-from arb.grid import codec
-from arb.model import OpportunityEvent, Quote
+from arb.model import OpportunityEvent
 
 if TYPE_CHECKING:
+    from arb.backtest.tape import Int64Array
     from arb.config import Settings
     from arb.executor.venue import Market
+    from arb.grid import GridLayout
+    from arb.grid.mirror import GridMirror
     from arb.ledger.execution import ExecutionStore
     from arb.model import Opportunity
 
@@ -171,16 +173,38 @@ class _TimedExecutor(Executor):
 
 @dataclass
 class _Feed:
-    """The tape's entries with one of look-ahead (the next event time)."""
+    """The tape's entries, a chunk of columns at a time (`arb.backtest.tape.Block`), with one entry of look-ahead
+    (`head_ns`: the next event time; None at the end)."""
 
-    entries: Iterator[tuple[int, int, list[Quote]]]
-    head: tuple[int, int, list[Quote]] | None = None
+    blocks: Iterator[Block]
+    layout: GridLayout
+    block: Block | None = None
+    cells: Int64Array | None = None
+    k: int = -1
+    head_ns: int | None = None
     done: int = 0
     quotes: int = 0
-    skips: codec.Skips = field(default_factory=lambda: codec.Skips("replay"))
 
     def advance(self) -> None:
-        self.head = next(self.entries, None)
+        self.k += 1
+        while self.block is None or self.k >= self.block.entries:
+            self.block = next(self.blocks, None)
+            if self.block is None:
+                self.head_ns = None
+                return
+            self.cells = self.block.cells(self.layout)
+            self.k = 0
+        self.head_ns = int(self.block.recorded_ns[self.k])
+
+    def apply_head(self, mirror: GridMirror) -> int:
+        """Put the head entry's quotes into the mirror; how many it held."""
+        block, cells = self.block, self.cells
+        if block is None or cells is None:
+            return 0
+        n = int(block.start[self.k + 1] - block.start[self.k])
+        if n:
+            mirror.apply_columns(block, self.k, cells)
+        return n
 
 
 def open_tape(tape_dir: Path | str) -> Manifest:
@@ -306,9 +330,9 @@ async def replay(
         log.warning("replay.config_mismatch tape=%s recorded=%s now=%s", directory, manifest.config_hash[:12],
                     config_hash(settings)[:12])  # fmt: skip
     started_wall = time.perf_counter()
-    feed = _Feed(read_entries(directory, manifest, codec.Skips("replay")))
+    feed = _Feed(read_blocks(directory, manifest), layout)
     feed.advance()
-    clock = SimClock(feed.head[1] if feed.head is not None else manifest.started_ns)
+    clock = SimClock(feed.head_ns if feed.head_ns is not None else manifest.started_ns)
     mirror = GridMirror.offline(layout, depth=DEPTH, now_ns=clock)
     events: list[OpportunityEvent] = []
     scanner = Scanner(settings, mirror, sinks=[events.append], require_health=False, now_ns=clock)
@@ -330,7 +354,7 @@ async def replay(
             run.offered = trading.loop.offered
     run.quotes = feed.quotes
     run.entries = feed.done
-    run.skipped = dict(feed.skips.counts) | {f"mirror:{k}": n for k, n in mirror.skipped.items()}
+    run.skipped = {f"mirror:{k}": n for k, n in mirror.skipped.items()}
     run.scanner_passes, run.full_passes = scanner.passes, scanner.full_passes
     run.wall_s = time.perf_counter() - started_wall
     report = build_report(run)
@@ -367,21 +391,21 @@ async def _drive(
     periodic = {"full": start + full_ns, "gas": start, "account": start + int(ACCOUNT_EVERY_S * 1e9)}
     store = trading.store if trading is not None else None
     wall0 = time.perf_counter()
-    while feed.head is not None:
-        _, t, quotes = feed.head
+    while feed.head_ns is not None:
+        t = feed.head_ns
         await _until(t, periodic, clock, scanner, trading, full_ns, gas_ns)
         clock.now_ns = max(clock.now_ns, t)
         if speed is not None:
             delay = wall0 + (t - start) / 1e9 / speed - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-        if quotes:
-            mirror.apply(quotes)
+        n = feed.apply_head(mirror)
+        if n:
             rows = mirror.take_dirty()
             if rows.size:
                 scanner.step(rows, now_ns=clock.now_ns)
         feed.done += 1
-        feed.quotes += len(quotes)
+        feed.quotes += n
         if store is not None:
             await settle(store)
         if progress is not None and feed.done % 500 == 0:

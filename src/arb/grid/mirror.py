@@ -45,6 +45,7 @@ from arb.metrics import (
 from arb.model import Quote
 
 if TYPE_CHECKING:
+    from arb.backtest.tape import Block
     from arb.grid.layout import GridLayout
     from arb.grid.store import PriceGrid
 
@@ -246,6 +247,47 @@ class GridMirror:
         self.dirty[cells // self.bid.shape[1]] = True
         self._notify()
         return len(packed.quotes)
+
+    def apply_columns(self, block: Block, k: int, cells: Int64Array) -> int:
+        """Apply feed entry `k` of a tape chunk (`arb.backtest.tape.Block`) as whole columns: the replay's fast path.
+
+        `cells`: the chunk's quote rows resolved to this layout's flat cells (-1: not in the layout; skipped and
+        counted as `unknown_cell`). The quotes are not validated again: the grid writer refused unsound ones before
+        they reached the feed the tape was recorded from. As `apply`: the last quote per cell wins, and the rows
+        changed are marked dirty. Returns how many quotes were applied."""
+        lo, hi = int(block.start[k]), int(block.start[k + 1])
+        if lo == hi:
+            return 0
+        cell = cells[lo:hi]
+        rows: slice | Int64Array = slice(lo, hi)  # a slice while every row is written: views, no gather
+        listed = cell.tolist()
+        if min(listed) < 0:
+            known = cell >= 0
+            self.skipped["unknown_cell"] = self.skipped.get("unknown_cell", 0) + int((~known).sum())
+            rows = np.flatnonzero(known) + lo
+            cell = cell[known]
+            listed = cell.tolist()
+            if not listed:
+                return 0
+        if len(set(listed)) != len(listed):
+            # one write per cell, its last quote (fancy assignment does not promise an order among repeats)
+            last = {c: r for r, c in enumerate(listed)}
+            keep = np.fromiter(last.values(), np.int64, len(last))
+            rows = (np.arange(lo, hi) if isinstance(rows, slice) else rows)[keep]
+            cell = cell[keep]
+        for name, flat in self._flat.items():
+            flat[cell] = getattr(block, name)[rows]
+        if self.depth:
+            d = self.depth
+            w = min(d, block.bid_px.shape[1])
+            for name in ("bid_px", "bid_qty", "ask_px", "ask_qty"):
+                levels = getattr(self, name).reshape(-1, d)
+                levels[cell, :w] = getattr(block, name)[rows, :w]
+                if w < d:
+                    levels[cell, w:] = np.nan
+        self.dirty[cell // self.bid.shape[1]] = True
+        self._notify()
+        return len(cell)
 
     def load(self, snapshot: GridSnapshot) -> None:
         """Replace every cell with the snapshot's and continue from its feed position."""

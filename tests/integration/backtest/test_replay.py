@@ -9,18 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from arb.backtest.replay import SimClock, replay
 from arb.backtest.report import report_document, write_reports
 from arb.backtest.tape import CHUNKS, Manifest, TapeError, TapeWriter
 from arb.config import Settings, load_settings
-from arb.grid import codec
 from arb.model import Quote
 from tests.support import MS, NS
 
-ENCODE = msgspec.msgpack.Encoder()
 SHIFT_BPS = 60.0
 
 
@@ -42,7 +39,7 @@ def write_tape(directory: Path, settings: Settings) -> None:
         ts = NS + c * 50 * MS
         okx = 65_000.0 * (1 + SHIFT_BPS / 1e4) if 300 <= c * 50 < 450 else 65_000.0
         quotes = [book("binance", 65_000.0, ts, c), book("okx", okx, ts, c)]
-        writer.append(c, ts + MS, codec.msgpack_array([ENCODE.encode(q) for q in quotes]), 2, (ts, ts))
+        writer.append(c, ts + MS, quotes)
     writer.close(NS + 2 * 10**9)
 
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from arb.backtest.sweep import SweepPoint, apply_point, max_drawdown, points, run_sweep
 from arb.backtest.tape import Manifest, TapeWriter
 from arb.config import load_settings
-from arb.grid import codec
 from arb.model import Quote
 from tests.support import MS, NS
 
-ENCODE = msgspec.msgpack.Encoder()
 MID = 65_000.0
 
 
@@ -42,7 +39,7 @@ def tape(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ts = NS + k * 50 * MS
         okx_shift = 60.0 if 60 <= k < 100 else 35.0 if 180 <= k < 220 else 0.0
         quotes = [book("binance", ts, 0.0), book("okx", ts, okx_shift)]
-        writer.append(k, ts + MS, codec.msgpack_array([ENCODE.encode(q) for q in quotes]), 2, (ts, ts))
+        writer.append(k, ts + MS, quotes)
     writer.close(NS + 16 * 10**9)
     return directory
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
+import numpy as np
 import pytest
 
-from arb.backtest.tape import CHUNKS, MANIFEST, Manifest, TapeError, TapeWriter, read_entries, read_manifest
-from arb.grid import codec
+from arb.backtest.tape import (
+    CHUNKS,
+    MANIFEST,
+    Manifest,
+    TapeError,
+    TapeWriter,
+    read_blocks,
+    read_entries,
+    read_manifest,
+)
 from tests.support import MS, NS, quote
-
-ENCODE = msgspec.msgpack.Encoder()
 
 
 def write_tape(directory: Path, n: int, *, chunk_entries: int = 4, after_c: int | None = 0) -> Manifest:
@@ -20,7 +26,7 @@ def write_tape(directory: Path, n: int, *, chunk_entries: int = 4, after_c: int 
     writer = TapeWriter(directory, manifest, after_c=after_c, chunk_entries=chunk_entries)
     for c in range(1, n + 1):
         q = quote(sequence=c, ts_recv=NS + c * MS)
-        writer.append(c, NS + c * MS + 1, codec.msgpack_array([ENCODE.encode(q)]), 1, (q.ts_recv, q.ts_recv))
+        writer.append(c, NS + c * MS + 1, [q])
     return writer.close(NS + 10**9)
 
 
@@ -60,8 +66,41 @@ def test_a_damaged_chunk_is_refused_naming_the_file(tmp_path: Path) -> None:
 
 def test_another_format_is_refused(tmp_path: Path) -> None:
     write_tape(tmp_path, 1)
-    raw = (tmp_path / MANIFEST).read_text().replace('"arb-tape/1"', '"arb-tape/99"')
+    raw = (tmp_path / MANIFEST).read_text().replace('"arb-tape/2"', '"arb-tape/99"')
     (tmp_path / MANIFEST).write_text(raw)
 
     with pytest.raises(TapeError, match="arb-tape/99"):
         read_manifest(tmp_path)
+
+
+def test_a_block_applied_as_columns_leaves_the_mirror_as_the_quotes_applied_one_by_one(tmp_path: Path) -> None:
+    from arb.grid import GridLayout
+    from arb.grid.mirror import GridMirror
+
+    layout = GridLayout.from_lists(["BTC/USD", "ETH/USD"], ["binance", "okx"], {"binance": 1000, "okx": 1000})
+    entries = [
+        [quote("binance", "BTC/USD", sequence=1, bids=((100.0, 1.0), (99.0, 2.0)), asks=((100.5, 1.0),)),
+         quote("okx", "ETH/USD", sequence=2, bid=10.0, ask=10.1),
+         quote("binance", "BTC/USD", sequence=3, bid=100.2, bids=((100.2, 3.0),), asks=((100.5, 1.0),)),
+         quote("kraken", "BTC/USD", sequence=4)],  # a venue the layout does not have
+        [quote("okx", "BTC/USD", sequence=5, bids=tuple((100.0 - k, 1.0) for k in range(20)))],
+    ]  # fmt: skip
+    manifest = Manifest(venues=[], instruments=[], config_hash="x", started_ns=NS, ended_ns=0)
+    writer = TapeWriter(tmp_path / "t", manifest)
+    for c, quotes in enumerate(entries, 1):
+        writer.append(c, NS + c, quotes)
+    writer.close()
+    [block] = list(read_blocks(tmp_path / "t"))
+    cells = block.cells(layout)
+    by_columns = GridMirror.offline(layout, depth=20, now_ns=lambda: NS)
+    by_quotes = GridMirror.offline(layout, depth=20, now_ns=lambda: NS)
+
+    for k, quotes in enumerate(entries):
+        by_columns.apply_columns(block, k, cells)
+        by_quotes.apply(quotes)
+
+    for name in ("bid", "ask", "bid_size", "ask_size", "ts_exchange", "ts_recv", "sequence", "bid_px", "bid_qty",
+                 "ask_px", "ask_qty", "dirty"):  # fmt: skip
+        assert np.array_equal(getattr(by_columns, name), getattr(by_quotes, name), equal_nan=True), name
+    assert by_columns.sequence.tolist() == [[3, 5], [0, 2]]  # the last BTC/USD quote of binance won
+    assert by_columns.skipped == {"unknown_cell": 1}
