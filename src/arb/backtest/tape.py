@@ -176,9 +176,20 @@ _CHUNK_ENCODER = msgspec.msgpack.Encoder()
 _CHUNK_DECODER = msgspec.msgpack.Decoder(_ChunkFile)
 
 
+HASHED_SETTINGS: Final = frozenset(
+    {"venues", "chains", "quote_equivalence", "instruments", "thresholds", "scanner", "risk", "executor"}
+)
+"""What decides what a replay finds and does; not the process's plumbing (mode, Redis and database URLs, log
+level, grid sizing, coverage alarms), so a tape recorded with another log level or ledger still matches."""
+
+
 def config_hash(settings: object) -> str:
-    """sha256 of the settings as JSON (secrets masked by pydantic's dump), to tell a replay what it runs against."""
-    dump = settings.model_dump_json() if hasattr(settings, "model_dump_json") else repr(settings)
+    """sha256 of the settings that decide a replay's result (`HASHED_SETTINGS`), as JSON: a replay under other
+    settings than the recording's is told so."""
+    if hasattr(settings, "model_dump_json"):
+        dump = settings.model_dump_json(include=set(HASHED_SETTINGS))
+    else:
+        dump = repr(settings)
     return hashlib.sha256(dump.encode()).hexdigest()
 
 

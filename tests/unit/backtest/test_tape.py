@@ -104,3 +104,15 @@ def test_a_block_applied_as_columns_leaves_the_mirror_as_the_quotes_applied_one_
         assert np.array_equal(getattr(by_columns, name), getattr(by_quotes, name), equal_nan=True), name
     assert by_columns.sequence.tolist() == [[3, 5], [0, 2]]  # the last BTC/USD quote of binance won
     assert by_columns.skipped == {"unknown_cell": 1}
+
+
+def test_the_config_hash_follows_what_decides_a_replay_not_the_plumbing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from arb.backtest.tape import config_hash
+    from arb.config import load_settings
+
+    base = config_hash(load_settings())
+    monkeypatch.setenv("ARB_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("ARB_DATABASE_URL", "sqlite+aiosqlite:////tmp/other.db")
+    assert config_hash(load_settings()) == base
+    monkeypatch.setenv("ARB_THRESHOLDS__MIN_NET_SPREAD", "0.002")
+    assert config_hash(load_settings()) != base
