@@ -345,6 +345,9 @@ def record_cmd(
         float | None, typer.Option("--seconds", min=1.0, help="Stop after this many seconds (default: Ctrl-C).")
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the tape's manifest summary as one JSON line.")] = False,
+    book_update_hz: Annotated[
+        float, typer.Option("--book-update-hz", min=0.1, max=50.0, help="With --demo: refreshes a second per book.")
+    ] = 1.0,
 ) -> None:
     """Record every quote of the grid's change feed (both timestamps, depth) to a tape for `arb backtest`."""
     from arb.backtest.record import check_out_dir
@@ -362,7 +365,7 @@ def record_cmd(
 
         options = DemoOptions(
             seconds=seconds, as_json=json, config_path=config, record_dir=str(out_path),
-            record_venues=picked_venues, record_instruments=picked_instruments,
+            record_venues=picked_venues, record_instruments=picked_instruments, book_update_hz=book_update_hz,
         )  # fmt: skip
         raise typer.Exit(_run(lambda: run_recording(settings, out, options)))
     if settings.redis_url is None:

@@ -208,10 +208,19 @@ class Scanner:
 
     # --- scanning ----------------------------------------------------------------------------------------------
 
-    def usable(self, now_ns: int) -> BoolArray:
-        ok: BoolArray = self.mirror.fresh_mask(now_ns) & self.costs.listed & self.venue_up[None, :]
-        ok &= ~self.paused[:, None]
-        return ok
+    def usable(self, now_ns: int, rows: IntArray | None = None) -> BoolArray:
+        """Cells a decision may use now. With `rows`, and only spot to scan, just those rows are computed (the rest
+        read False): a row step of the spot kernel looks at nothing else, and the full-grid mask costs more than
+        the scan of a few rows. Basis and triangular items span other rows, so with them it is always full."""
+        if rows is None or self.extras:
+            ok: BoolArray = self.mirror.fresh_mask(now_ns) & self.costs.listed & self.venue_up[None, :]
+            ok &= ~self.paused[:, None]
+            return ok
+        part = self.mirror.fresh_rows(rows, now_ns) & self.costs.listed[rows] & self.venue_up[None, :]
+        part &= ~self.paused[rows][:, None]
+        some: BoolArray = np.zeros(self.layout.shape, np.bool_)
+        some[rows] = part
+        return some
 
     def _opportunity(self, c: Candidate, now_ns: int, kind: str = "spot") -> Opportunity:
         layout, m = self.layout, self.mirror
@@ -256,7 +265,7 @@ class Scanner:
         return self.transfers.apply(opp, i, a, b, now_ns)
 
     def _evaluate(self, rows: IntArray | None, now_ns: int) -> tuple[list[Opportunity], BoolArray]:
-        usable = self.usable(now_ns)
+        usable = self.usable(now_ns, rows)
         self._observe_volatility(rows, usable, now_ns)
         found: list[Opportunity] = []
         if self.spot:
@@ -276,14 +285,8 @@ class Scanner:
 
     def _observe_volatility(self, rows: IntArray | None, usable: BoolArray, now_ns: int) -> None:
         idx = np.arange(self.layout.shape[0]) if rows is None else rows
-        if idx.size == 0:
-            return
-        ok = usable[idx]
-        mids = np.where(ok, (self.mirror.bid[idx] + self.mirror.ask[idx]) / 2, 0.0)
-        n = ok.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            row_mid = np.where(n > 0, mids.sum(axis=1) / n, np.nan)
-        self.scoring.observe_mids(idx, row_mid, now_ns)
+        if idx.size:
+            self.scoring.observe_rows(idx, self.mirror.bid, self.mirror.ask, usable, now_ns)
 
     def scan_once(self, now_ns: int | None = None) -> list[Opportunity]:
         """Every opportunity the mirror holds now, best priority first (no lifecycle, no events)."""

@@ -17,6 +17,7 @@ import collections
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -85,6 +86,12 @@ class Scoring:
                 log.popleft()
             self.incidents[j] = total - log[0][1]
 
+    def observe_rows(self, rows: IntArray, bid: FloatArray, ask: FloatArray, usable: BoolArray, now_ns: int) -> None:
+        """`observe_mids` of `rows`, each row's mid being the mean mid of its usable cells (the scanner's per-step
+        call, compiled: on a step of a few rows the NumPy version is all per-call overhead)."""
+        _observe_rows(rows, bid, ask, usable, now_ns, self._last_mid, self._last_ns, self._var, self.volatility_bps,
+                      math.log(2) / self._s.volatility_half_life_s)  # fmt: skip
+
     def observe_mids(self, rows: IntArray, mids: FloatArray, now_ns: int) -> None:
         """Update the volatility of `rows` from their current mid prices (NaN mids are skipped)."""
         last, last_ns = self._last_mid[rows], self._last_ns[rows]
@@ -115,3 +122,32 @@ class Scoring:
         risk = reliability * (1.0 + float(self.volatility_bps[row]) / s.volatility_reference_bps)
         priority = expected * liquidity / (exec_s * risk)
         return Factors(decay, expected, liquidity, exec_s, risk, priority)
+
+
+@numba.njit(cache=True, nogil=True)
+def _observe_rows(
+    rows: IntArray, bid: FloatArray, ask: FloatArray, usable: BoolArray, now_ns: int, last_mid: FloatArray,
+    last_ns: IntArray, var: FloatArray, vol_bps: FloatArray, decay_per_s: float,
+) -> None:  # fmt: skip
+    """`Scoring.observe_mids` fed with each row's mean usable mid, row by row."""
+    for i in rows:
+        total, n = 0.0, 0
+        for j in range(bid.shape[1]):
+            if usable[i, j]:
+                total += (bid[i, j] + ask[i, j]) / 2
+                n += 1
+        if n == 0:
+            continue
+        mid = total / n
+        if not math.isfinite(mid):
+            continue
+        dt = (now_ns - last_ns[i]) / NS_PER_S
+        last = last_mid[i]
+        if dt > 0 and last == last and last != 0.0:
+            ret = math.log(mid / last) if mid > 0 and last > 0 else math.nan
+            if math.isfinite(ret):
+                keep = math.exp(-dt * decay_per_s)
+                var[i] = keep * var[i] + (1 - keep) * ret * ret / dt
+                vol_bps[i] = math.sqrt(var[i]) * 1e4
+        last_mid[i] = mid
+        last_ns[i] = now_ns
