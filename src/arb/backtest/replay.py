@@ -142,15 +142,16 @@ async def settle(store: _SerialStore | None) -> None:
     ready = getattr(loop, "_ready", None)
     rounds = 0
     while True:
-        await asyncio.sleep(0)
         if store is not None and store.in_flight:
             rounds = 0
             await store.idle.wait()
             continue
         if ready is not None:
-            if not ready:
+            if not ready:  # most feed entries start nothing: no loop round for them
                 return
+            await asyncio.sleep(0)
         else:
+            await asyncio.sleep(0)
             rounds += 1
             if rounds >= _FALLBACK_ROUNDS:
                 return
@@ -465,8 +466,8 @@ class _Trading:
         ex = self.executor
         ctx = ex.context
         realized = await ex.store.realized_pnl_since(self.start_ns)
-        prices = asset_prices_usd(ex, {a for _, a in ctx.balances})
-        equity = sum((amount * Decimal(repr(prices[a])) for (_, a), amount in ctx.balances.items() if a in prices),
+        prices = {a: Decimal(repr(p)) for a, p in asset_prices_usd(ex, {a for _, a in ctx.balances}).items()}
+        equity = sum((amount * prices[a] for (_, a), amount in ctx.balances.items() if a in prices),
                      start=Decimal(0))  # fmt: skip
         ctx.realized_pnl_today_usd = realized
         ctx.equity_usd = equity + realized
