@@ -793,6 +793,67 @@ def backtest_arbitrage(
     _backtest_table(data, reports, paths)
 
 
+def _floats(raw: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in raw.split(",") if x.strip()]
+    except ValueError:
+        raise _fail(f"--{what}: comma-separated numbers, got {raw!r}") from None
+    if not values:
+        raise _fail(f"--{what}: give at least one value")
+    return values
+
+
+@backtest_app.command("sweep")
+def backtest_sweep(
+    data: Annotated[str, typer.Option("--data", help="Tape directory written by `arb record`.")],
+    min_edge: Annotated[
+        str, typer.Option("--min-edge", help="thresholds.min_net_spread values, comma-separated (fractions).")
+    ] = "0.001",
+    max_slippage: Annotated[
+        str, typer.Option("--max-slippage", help="thresholds.max_slippage values, comma-separated (fractions).")
+    ] = "0.0005",
+    size: Annotated[
+        str, typer.Option("--size", help="risk.max_order_notional_usd values, comma-separated (USD).")
+    ] = "1000",
+    latency_ms: Annotated[float, typer.Option("--latency-ms", min=0.0, help="Order latency of every venue.")] = 0.0,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, max=64, help="Replays at once (default: one per core).")
+    ] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay a tape over every combination of thresholds, in parallel processes, ranked by realized PnL."""
+    from arb.backtest.sweep import as_rows, points, run_sweep
+    from arb.backtest.tape import TapeError
+
+    _load(config)
+    grid = points(_floats(min_edge, "min-edge"), _floats(max_slippage, "max-slippage"), _floats(size, "size"))
+
+    def progress(done: int, total: int, result: Any) -> None:
+        p = result.point
+        sys.stderr.write(f"sweep: {done}/{total} min_edge={p.min_edge} max_slippage={p.max_slippage} size={p.size} "
+                         f"realized {result.realized_pnl_usd:.2f} USD\n")  # fmt: skip
+
+    try:
+        results = run_sweep(Path(data), config, grid, latency_ms=latency_ms, workers=workers, progress=progress)
+    except TapeError as exc:
+        raise _fail(f"--data: {exc}") from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if json:
+        _print_json(as_rows(results))
+        return
+    table = Table(title=f"sweep over {len(results)} settings, best first")
+    for col in ("rank", "min edge", "max slippage", "size", "executed", "hedged", "realized USD", "capture", "max dd"):
+        table.add_column(col, justify="right")
+    for r in results:
+        capture = "n/a" if r.edge_capture is None else f"{r.edge_capture:.3f}"
+        table.add_row(str(r.rank), str(r.point.min_edge), str(r.point.max_slippage), str(r.point.size),
+                      str(r.executed), str(r.hedged), f"{r.realized_pnl_usd:.2f}", capture,
+                      f"{r.max_drawdown_usd:.2f}")  # fmt: skip
+    out.print(table)
+
+
 def _backtest_summary(reports: list[Any], paths: dict[str, Path]) -> dict[str, Any]:
     """`arb backtest arbitrage --json`'s line: the first replay's figures, and every latency's when several."""
     from arb.backtest.report import latency_rows

@@ -548,6 +548,8 @@ async def _run_stack(
                 persist = await stack.enter_async_context(ledger.opportunity_writer())
                 await stack.enter_async_context(mirror.following())
                 scanner = Scanner(settings, mirror, sinks=[stream.put, persist.put, watch.on_event])
+                if recorder is not None:
+                    scanner.on_step = recorder.step_marker(mirror)
                 async with scanner:  # closes every open opportunity (into the sinks) before they close
                     watch.scanner = scanner
                     traded = {v: venues[v] for v in serving}

@@ -16,19 +16,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from arb import tasks
-from arb.backtest.tape import CHUNKS, MANIFEST, Manifest, TapeWriter, config_hash
+from arb.backtest.tape import CHUNKS, MANIFEST, Manifest, TapeWriter, config_hash, write_live_steps
 from arb.grid import codec
 
 if TYPE_CHECKING:
     from arb.config import Settings
     from arb.grid import PriceGrid
+    from arb.grid.mirror import GridMirror
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,29 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._last_id = "0-0"
         self.skips = codec.Skips("record")
+        self._steps: tuple[list[int], list[int], list[bool]] | None = None
 
     @property
     def manifest(self) -> Manifest:
         if self._writer is None:
             raise RuntimeError("the recorder has not started")
         return self._writer.manifest
+
+    def step_marker(self, mirror: GridMirror) -> Callable[[bool, int], None]:
+        """A `Scanner.on_step` for the live scanner on `mirror`: notes after which feed entry, and when, it stepped
+        (written beside the chunks at close, `arb.backtest.tape.LiveSteps`)."""
+        c: list[int] = []
+        now: list[int] = []
+        full: list[bool] = []
+        self._steps = (c, now, full)
+
+        def note(is_full: bool, now_ns: int) -> None:
+            if self._writer is not None and not self._writer.manifest.ended_ns:
+                c.append(mirror.position.c)
+                now.append(now_ns)
+                full.append(is_full)
+
+        return note
 
     async def __aenter__(self) -> Recorder:
         layout = self.grid.layout
@@ -113,6 +131,9 @@ class Recorder:
                 pass
         for key, value in extra.items():
             setattr(writer.manifest, key, value)
+        if self._steps is not None and not writer.manifest.ended_ns:
+            write_live_steps(self.dir, *self._steps)
+            writer.manifest.live_steps = len(self._steps[0])
         if not writer.manifest.ended_ns:
             manifest = writer.close()
             gaps = sum(g.missed for g in manifest.gaps)

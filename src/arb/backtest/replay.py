@@ -30,14 +30,25 @@ import inspect
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from arb.backtest.report import ReplayReport, ReplayRun, build_report
-from arb.backtest.tape import CHUNKS, Block, Manifest, TapeError, config_hash, read_blocks, read_entries, read_manifest
+from arb.backtest.tape import (
+    CHUNKS,
+    Block,
+    LiveSteps,
+    Manifest,
+    TapeError,
+    config_hash,
+    read_blocks,
+    read_entries,
+    read_live_steps,
+    read_manifest,
+)
 from arb.executor.engine import Executor, Outcome, usd_per_currency
 from arb.model import OpportunityEvent
 
@@ -63,6 +74,7 @@ ACCOUNT_EVERY_S: Final = 0.5
 AMOUNT_STEP: Final = Decimal("1e-8")
 """Paper markets' amount step (the tape has no venue precision rules)."""
 _FALLBACK_ROUNDS: Final = 64
+_NEVER: Final = 2**63 - 1
 
 
 class SimClock:
@@ -196,6 +208,11 @@ class _Feed:
             self.cells = self.block.cells(self.layout)
             self.k = 0
         self.head_ns = int(self.block.recorded_ns[self.k])
+
+    @property
+    def head_c(self) -> int:
+        """The feed counter of the head entry."""
+        return int(self.block.c[self.k]) if self.block is not None else 0
 
     def apply_head(self, mirror: GridMirror) -> int:
         """Put the head entry's quotes into the mirror; how many it held."""
@@ -347,7 +364,8 @@ async def replay(
                          max_concurrent)
             )  # fmt: skip
             scanner.sinks.append(trading.loop.offer)
-        await _drive(feed, clock, mirror, scanner, settings, manifest, trading, speed, progress)
+        await _drive(feed, clock, mirror, scanner, settings, manifest, trading, speed, progress,
+                     read_live_steps(directory, manifest))  # fmt: skip
         if trading is not None:
             await trading.finish(clock)
             run.timeline = sorted(trading.executor.timeline, key=lambda r: (r[1], r[0], r[2].execution_id))
@@ -384,27 +402,43 @@ async def _drive(
     trading: _Trading | None,
     speed: float | None,
     progress: Callable[[int, int, int], None] | None,
+    steps: LiveSteps | None = None,
 ) -> None:
-    """Feed every entry, with the timed events between them (module docstring), settling after each."""
+    """Feed every entry, with the timed events between them (module docstring), settling after each. With the
+    live scanner's `steps` the scanner steps where and when it did live (full passes included), not per entry."""
     s = settings.scanner
     full_ns, gas_ns = int(s.full_scan_interval_s * 1e9), int(s.health_refresh_s * 1e9)
     start = clock.now_ns
     periodic = {"full": start + full_ns, "gas": start, "account": start + int(ACCOUNT_EVERY_S * 1e9)}
+    if steps is not None:
+        periodic["full"] = _NEVER  # the live full passes are among the steps
     store = trading.store if trading is not None else None
     wall0 = time.perf_counter()
+    next_step = 0
+
+    async def due(until: int) -> None:
+        await _until(until, periodic, clock, scanner, trading, full_ns, gas_ns)
+
+    async def live_steps(last_c: int) -> None:
+        """The live steps made while feed entry `last_c` was the newest in the live mirror."""
+        nonlocal next_step
+        while steps is not None and next_step < len(steps.c) and steps.c[next_step] <= last_c:
+            await _live_step(steps, next_step, due, clock, mirror, scanner, store)
+            next_step += 1
+
     while feed.head_ns is not None:
         t = feed.head_ns
         await _until(t, periodic, clock, scanner, trading, full_ns, gas_ns)
         clock.now_ns = max(clock.now_ns, t)
         if speed is not None:
-            delay = wall0 + (t - start) / 1e9 / speed - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await _pace(wall0 + (t - start) / 1e9 / speed)
+        c = feed.head_c
+        await live_steps(c - 1)  # steps live made before this entry reached its mirror (after one the tape lacks)
         n = feed.apply_head(mirror)
-        if n:
-            rows = mirror.take_dirty()
-            if rows.size:
-                scanner.step(rows, now_ns=clock.now_ns)
+        if steps is not None:
+            await live_steps(c)
+        elif n:
+            _step_dirty(mirror, scanner, clock.now_ns)
         feed.done += 1
         feed.quotes += n
         if store is not None:
@@ -415,6 +449,42 @@ async def _drive(
     scanner.close_all("end_of_tape", now_ns=clock.now_ns)
     if progress is not None:
         progress(feed.done, manifest.entries, feed.quotes)
+
+
+def _step_dirty(mirror: Any, scanner: Any, now_ns: int) -> None:
+    """A scanner step over the rows changed since the last one, if any (as the live scanner's run loop)."""
+    rows = mirror.take_dirty()
+    if rows.size:
+        scanner.step(rows, now_ns=now_ns)
+
+
+async def _pace(wall_at: float) -> None:
+    """`--speed N`: wait until the wall clock reaches the entry's scaled time."""
+    delay = wall_at - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _live_step(
+    steps: LiveSteps,
+    k: int,
+    due: Callable[[int], Awaitable[None]],
+    clock: SimClock,
+    mirror: Any,
+    scanner: Any,
+    store: _SerialStore | None,
+) -> None:
+    """Step k of the live scanner: what fell due before it first, then the step at its time (full or dirty rows)."""
+    at = int(steps.now_ns[k])
+    await due(at)
+    clock.now_ns = max(clock.now_ns, at)
+    if steps.full[k]:
+        mirror.take_dirty()
+        scanner.step(None, now_ns=clock.now_ns)
+    else:
+        _step_dirty(mirror, scanner, clock.now_ns)
+    if store is not None:
+        await settle(store)
 
 
 async def _until(

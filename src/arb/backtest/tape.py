@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from arb.grid.layout import GridLayout
 
 MANIFEST: Final = "manifest.json"
+LIVE_STEPS: Final = "live_steps.npz"
+"""`arb record --demo`: where the live scanner stepped (after which feed entry, at what time, full or not)."""
 CHUNKS: Final = "chunks"
 FORMAT: Final = "arb-tape/2"
 ZSTD_LEVEL: Final = 3
@@ -97,6 +99,8 @@ class Manifest(msgspec.Struct, kw_only=True):
     """With `arb record --demo`: opportunities the live scanner opened during the recording."""
     truth: str | None = None
     """With `--demo`: the local venues' ground truth (every injected dislocation), a JSON-lines file in the tape."""
+    live_steps: int | None = None
+    """With `--demo`: how many scanner steps the live run made (`LIVE_STEPS`); a replay steps at the same points."""
 
 
 class Block(msgspec.Struct, kw_only=True):
@@ -384,3 +388,37 @@ def read_entries(directory: Path, manifest: Manifest | None = None) -> Iterator[
     for block in read_blocks(directory, manifest):
         for k in range(block.entries):
             yield int(block.c[k]), int(block.recorded_ns[k]), block.quotes(k)
+
+
+class LiveSteps(msgspec.Struct, kw_only=True):
+    """The live scanner's decision points: step k ran after feed entry `c[k]` was in its mirror, at `now_ns[k]`,
+    over every row (`full[k]`) or the rows changed since its previous step.
+
+    Why a replay needs them: an opportunity's id carries the receive time of the newest quote it was first seen on,
+    and the live scanner, busy or woken late, often took several feed entries in one step; stepping after every
+    entry instead can see an opportunity one quote earlier, under another id. Stepping where live stepped, at the
+    time it stepped, gives the same ids and edges by construction."""
+
+    c: Int64Array
+    now_ns: Int64Array
+    full: npt.NDArray[np.bool_]
+
+
+def write_live_steps(directory: Path, c: Sequence[int], now_ns: Sequence[int], full: Sequence[bool]) -> None:
+    with (directory / LIVE_STEPS).open("wb") as f:
+        np.savez(f, c=np.asarray(c, np.int64), now_ns=np.asarray(now_ns, np.int64), full=np.asarray(full, np.bool_))
+
+
+def read_live_steps(directory: Path, manifest: Manifest) -> LiveSteps | None:
+    """The tape's live steps, None when it has none (recorded without a live scanner in the process)."""
+    if manifest.live_steps is None:
+        return None
+    path = directory / LIVE_STEPS
+    try:
+        with np.load(path) as data:
+            steps = LiveSteps(c=data["c"], now_ns=data["now_ns"], full=data["full"])
+    except (OSError, KeyError, ValueError) as e:
+        raise TapeError(f"{path}: {e}") from None
+    if not len(steps.c) == len(steps.now_ns) == len(steps.full) == manifest.live_steps:
+        raise TapeError(f"{path}: {len(steps.c)} steps, the manifest says {manifest.live_steps}")
+    return steps

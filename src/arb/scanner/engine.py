@@ -140,6 +140,9 @@ class Scanner:
         for kind, cls in (("basis", BasisScanner), ("triangular", TriangularScanner)):
             if kind in kinds:
                 self.extras[kind] = cls(settings, layout, self.costs, self.limits, self.scoring)
+        self.on_step: Callable[[bool, int], None] | None = None
+        """Called after each `step` with (full pass?, its now_ns): `arb record --demo` notes where in the feed the
+        live scanner decided, so a replay can decide at the same points (`arb.backtest.tape`, live steps)."""
         self.passes = 0
         self.full_passes = 0
         self.opened_total = 0
@@ -300,6 +303,8 @@ class Scanner:
         now = self._now_ns() if now_ns is None else now_ns
         found, usable = self._evaluate(rows, now)
         self.passes += 1
+        if self.on_step is not None:
+            self.on_step(rows is None, now)
         if rows is None:
             self.full_passes += 1
         scanned = None if rows is None else set(rows.tolist())

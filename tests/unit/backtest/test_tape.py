@@ -116,3 +116,22 @@ def test_the_config_hash_follows_what_decides_a_replay_not_the_plumbing(monkeypa
     assert config_hash(load_settings()) == base
     monkeypatch.setenv("ARB_THRESHOLDS__MIN_NET_SPREAD", "0.002")
     assert config_hash(load_settings()) != base
+
+
+def test_live_steps_read_back_and_a_count_mismatch_is_refused(tmp_path: Path) -> None:
+    from arb.backtest.tape import read_live_steps, write_live_steps
+
+    manifest = write_tape(tmp_path, 3)
+    assert read_live_steps(tmp_path, manifest) is None  # recorded without a live scanner
+    write_live_steps(tmp_path, [1, 1, 3], [NS + 5, NS + 6, NS + 9], [False, True, False])
+    manifest.live_steps = 3
+
+    steps = read_live_steps(tmp_path, manifest)
+
+    assert steps is not None
+    assert (steps.c.tolist(), steps.now_ns.tolist(), steps.full.tolist()) == (
+        [1, 1, 3], [NS + 5, NS + 6, NS + 9], [False, True, False]
+    )  # fmt: skip
+    manifest.live_steps = 4
+    with pytest.raises(TapeError, match="3 steps, the manifest says 4"):
+        read_live_steps(tmp_path, manifest)
