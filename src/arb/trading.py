@@ -300,23 +300,23 @@ async def _refresh_pnl(context: Any, store: Any, executor: Executor, settings: S
     import datetime as dt
 
     midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    realized = await store.realized_pnl_since(int(midnight.timestamp() * 1e9))
+    await refresh_pnl_since(context, store, executor, int(midnight.timestamp() * 1e9))
+
+
+async def refresh_pnl_since(context: Any, store: Any, executor: Executor, since_ns: int) -> None:
+    """The risk context's realized PnL (ledger, since `since_ns`), equity and peak equity; the replay calls it on
+    its simulated clock, `arb run` from midnight UTC."""
+    realized = await store.realized_pnl_since(since_ns)
     context.realized_pnl_today_usd = realized
-    equity = _equity_usd(context.balances, executor)
-    context.equity_usd = equity + realized
+    context.equity_usd = equity_usd(context.balances, executor) + realized
     context.peak_equity_usd = max(context.peak_equity_usd or context.equity_usd, context.equity_usd)
 
 
-def _equity_usd(balances: Mapping[tuple[str, str], Decimal], executor: Executor) -> Decimal:
+def equity_usd(balances: Mapping[tuple[str, str], Decimal], executor: Executor) -> Decimal:
     """Balances valued in USD: cash at its USD value, other assets at the grid's mid on that venue (or any venue);
     an asset priced nowhere is left out (and logged), never valued at a guess."""
-    values = asset_prices_usd(executor, {a for _, a in balances})
-    total = Decimal(0)
-    for (_venue, asset), amount in balances.items():
-        price = values.get(asset)
-        if price is not None:
-            total += amount * Decimal(repr(price))
-    return total
+    prices = {a: Decimal(repr(p)) for a, p in asset_prices_usd(executor, {a for _, a in balances}).items()}
+    return sum((amount * prices[a] for (_, a), amount in balances.items() if a in prices), start=Decimal(0))
 
 
 def asset_prices_usd(executor: Executor, assets: set[str]) -> dict[str, float]:

@@ -531,17 +531,9 @@ class _Trading:
     async def refresh_account(self) -> None:
         """As `arb run`'s health follower: realized PnL (since the replay started) and equity into the risk
         context, on the simulated clock."""
-        from arb.trading import asset_prices_usd
+        from arb.trading import refresh_pnl_since
 
-        ex = self.executor
-        ctx = ex.context
-        realized = await ex.store.realized_pnl_since(self.start_ns)
-        prices = {a: Decimal(repr(p)) for a, p in asset_prices_usd(ex, {a for _, a in ctx.balances}).items()}
-        equity = sum((amount * prices[a] for (_, a), amount in ctx.balances.items() if a in prices),
-                     start=Decimal(0))  # fmt: skip
-        ctx.realized_pnl_today_usd = realized
-        ctx.equity_usd = equity + realized
-        ctx.peak_equity_usd = max(ctx.peak_equity_usd or ctx.equity_usd, ctx.equity_usd)
+        await refresh_pnl_since(self.executor.context, self.executor.store, self.executor, self.start_ns)
 
     async def finish(self, clock: SimClock) -> None:
         """Let the executions in flight end on the clock (the tape is over: their orders fill on its last books)."""
