@@ -549,7 +549,7 @@ async def _run_stack(
                 await stack.enter_async_context(mirror.following())
                 scanner = Scanner(settings, mirror, sinks=[stream.put, persist.put, watch.on_event])
                 if recorder is not None:
-                    scanner.on_step = recorder.step_marker(mirror)
+                    scanner.on_step = recorder.step_marker(mirror, scanner)
                 async with scanner:  # closes every open opportunity (into the sinks) before they close
                     watch.scanner = scanner
                     traded = {v: venues[v] for v in serving}

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from arb.config import Settings
     from arb.grid import PriceGrid
     from arb.grid.mirror import GridMirror
+    from arb.scanner.engine import Scanner
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._last_id = "0-0"
         self.skips = codec.Skips("record")
-        self._steps: tuple[list[int], list[int], list[bool]] | None = None
+        self._steps: tuple[list[int], list[int], list[bool], list[str], list[Any]] | None = None
 
     @property
     def manifest(self) -> Manifest:
@@ -79,19 +80,21 @@ class Recorder:
             raise RuntimeError("the recorder has not started")
         return self._writer.manifest
 
-    def step_marker(self, mirror: GridMirror) -> Callable[[bool, int], None]:
-        """A `Scanner.on_step` for the live scanner on `mirror`: notes after which feed entry, and when, it stepped
-        (written beside the chunks at close, `arb.backtest.tape.LiveSteps`)."""
+    def step_marker(self, mirror: GridMirror, scanner: Scanner) -> Callable[[bool, int], None]:
+        """A `Scanner.on_step` for the live `scanner` on `mirror`: notes after which feed entry, when, and with which
+        venues up it stepped (written beside the chunks at close, `arb.backtest.tape.LiveSteps`)."""
         c: list[int] = []
         now: list[int] = []
         full: list[bool] = []
-        self._steps = (c, now, full)
+        up: list[Any] = []
+        self._steps = (c, now, full, list(scanner.layout.venues), up)
 
         def note(is_full: bool, now_ns: int) -> None:
             if self._writer is not None and not self._writer.manifest.ended_ns:
                 c.append(mirror.position.c)
                 now.append(now_ns)
                 full.append(is_full)
+                up.append(scanner.venue_up.copy())
 
         return note
 

@@ -364,8 +364,9 @@ async def replay(
                          max_concurrent)
             )  # fmt: skip
             scanner.sinks.append(trading.loop.offer)
+        steps = read_live_steps(directory, manifest)
         await _drive(feed, clock, mirror, scanner, settings, manifest, trading, speed, progress,
-                     read_live_steps(directory, manifest))  # fmt: skip
+                     None if steps is None else steps.for_venues(layout.venues))  # fmt: skip
         if trading is not None:
             await trading.finish(clock)
             run.timeline = sorted(trading.executor.timeline, key=lambda r: (r[1], r[0], r[2].execution_id))
@@ -478,6 +479,7 @@ async def _live_step(
     at = int(steps.now_ns[k])
     await due(at)
     clock.now_ns = max(clock.now_ns, at)
+    scanner.venue_up[:] = steps.venue_up[k]  # aligned to the layout by `LiveSteps.for_venues`
     if steps.full[k]:
         mirror.take_dirty()
         scanner.step(None, now_ns=clock.now_ns)

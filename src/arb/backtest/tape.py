@@ -392,21 +392,43 @@ def read_entries(directory: Path, manifest: Manifest | None = None) -> Iterator[
 
 class LiveSteps(msgspec.Struct, kw_only=True):
     """The live scanner's decision points: step k ran after feed entry `c[k]` was in its mirror, at `now_ns[k]`,
-    over every row (`full[k]`) or the rows changed since its previous step.
+    over every row (`full[k]`) or the rows changed since its previous step, with `venue_up[k]` (per `venues`) the
+    venues its health feed said were up.
 
     Why a replay needs them: an opportunity's id carries the receive time of the newest quote it was first seen on,
     and the live scanner, busy or woken late, often took several feed entries in one step; stepping after every
-    entry instead can see an opportunity one quote earlier, under another id. Stepping where live stepped, at the
-    time it stepped, gives the same ids and edges by construction."""
+    entry instead can see an opportunity one quote earlier, under another id. And a venue streams a moment before
+    its health says connected. Stepping where live stepped, at its time and with its venues up, gives the same ids
+    and edges by construction."""
 
     c: Int64Array
     now_ns: Int64Array
     full: npt.NDArray[np.bool_]
+    venues: list[str]
+    venue_up: npt.NDArray[np.bool_]
+
+    def for_venues(self, venues: Sequence[str]) -> LiveSteps:
+        """The same steps with `venue_up` columns in the order of `venues` (a venue the recording lacked: up)."""
+        index = {v: j for j, v in enumerate(self.venues)}
+        up = np.ones((len(self.c), len(venues)), np.bool_)
+        for j, v in enumerate(venues):
+            if v in index:
+                up[:, j] = self.venue_up[:, index[v]]
+        return msgspec.structs.replace(self, venues=list(venues), venue_up=up)
 
 
-def write_live_steps(directory: Path, c: Sequence[int], now_ns: Sequence[int], full: Sequence[bool]) -> None:
+def write_live_steps(
+    directory: Path,
+    c: Sequence[int],
+    now_ns: Sequence[int],
+    full: Sequence[bool],
+    venues: Sequence[str],
+    venue_up: Sequence[npt.NDArray[np.bool_]],
+) -> None:
+    up = np.asarray(venue_up, np.bool_).reshape(len(c), len(venues))
     with (directory / LIVE_STEPS).open("wb") as f:
-        np.savez(f, c=np.asarray(c, np.int64), now_ns=np.asarray(now_ns, np.int64), full=np.asarray(full, np.bool_))
+        np.savez(f, c=np.asarray(c, np.int64), now_ns=np.asarray(now_ns, np.int64), full=np.asarray(full, np.bool_),
+                 venues=np.asarray(list(venues), np.str_), venue_up=up)  # fmt: skip
 
 
 def read_live_steps(directory: Path, manifest: Manifest) -> LiveSteps | None:
@@ -416,9 +438,11 @@ def read_live_steps(directory: Path, manifest: Manifest) -> LiveSteps | None:
     path = directory / LIVE_STEPS
     try:
         with np.load(path) as data:
-            steps = LiveSteps(c=data["c"], now_ns=data["now_ns"], full=data["full"])
+            steps = LiveSteps(c=data["c"], now_ns=data["now_ns"], full=data["full"],
+                              venues=[str(v) for v in data["venues"]], venue_up=data["venue_up"])  # fmt: skip
     except (OSError, KeyError, ValueError) as e:
         raise TapeError(f"{path}: {e}") from None
-    if not len(steps.c) == len(steps.now_ns) == len(steps.full) == manifest.live_steps:
-        raise TapeError(f"{path}: {len(steps.c)} steps, the manifest says {manifest.live_steps}")
+    n = manifest.live_steps
+    if not len(steps.c) == len(steps.now_ns) == len(steps.full) == len(steps.venue_up) == n:
+        raise TapeError(f"{path}: {len(steps.c)} steps, the manifest says {n}")
     return steps

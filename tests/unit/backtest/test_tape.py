@@ -123,7 +123,8 @@ def test_live_steps_read_back_and_a_count_mismatch_is_refused(tmp_path: Path) ->
 
     manifest = write_tape(tmp_path, 3)
     assert read_live_steps(tmp_path, manifest) is None  # recorded without a live scanner
-    write_live_steps(tmp_path, [1, 1, 3], [NS + 5, NS + 6, NS + 9], [False, True, False])
+    up = [np.array([True, False]), np.array([True, True]), np.array([False, True])]
+    write_live_steps(tmp_path, [1, 1, 3], [NS + 5, NS + 6, NS + 9], [False, True, False], ["binance", "okx"], up)
     manifest.live_steps = 3
 
     steps = read_live_steps(tmp_path, manifest)
@@ -132,6 +133,8 @@ def test_live_steps_read_back_and_a_count_mismatch_is_refused(tmp_path: Path) ->
     assert (steps.c.tolist(), steps.now_ns.tolist(), steps.full.tolist()) == (
         [1, 1, 3], [NS + 5, NS + 6, NS + 9], [False, True, False]
     )  # fmt: skip
+    aligned = steps.for_venues(["okx", "kraken", "binance"])  # the replay's layout order; kraken unrecorded: up
+    assert aligned.venue_up.tolist() == [[False, True, True], [True, True, True], [True, True, False]]
     manifest.live_steps = 4
     with pytest.raises(TapeError, match="3 steps, the manifest says 4"):
         read_live_steps(tmp_path, manifest)
