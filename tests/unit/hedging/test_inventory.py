@@ -46,11 +46,11 @@ def currency(*networks: tuple[str, float], withdraw: bool = True, deposit: bool 
     }
 
 
-def wallets(tables: Mapping[str, Mapping[str, Any]]) -> dict[tuple[str, str], WalletRecord]:
+def wallets(tables: Mapping[str, Mapping[str, Any]], ts: int = TS) -> dict[tuple[str, str], WalletRecord]:
     """venue -> {code: currency structure} through the connectors' normalisation, keyed (venue, code)."""
     out: dict[tuple[str, str], WalletRecord] = {}
     for venue, currencies in tables.items():
-        for code, record in wallet_records(currencies, None, list(currencies), TS).items():
+        for code, record in wallet_records(currencies, None, list(currencies), ts).items():
             out[(venue, code)] = record
     return out
 
@@ -253,13 +253,14 @@ def test_threshold_comes_from_the_settings(settings: Settings, tmp_path: Path) -
 
 async def test_the_trading_side_reads_fresh_wallet_records_from_the_grid(settings: Settings, redis_url: str) -> None:
     layout = GridLayout.from_lists(["BTC/USD"], ["binance", "okx"])
-    fresh = wallets(OPEN)
+    stamp = time.time_ns()  # read against the wall clock: stamped now, not at import (the suite runs for minutes)
+    fresh = wallets(OPEN, stamp)
     stale = msgspec.structs.replace(
-        fresh[("okx", "USDT")], ts_ns=TS - int((settings.scanner.wallet_max_age_s + 60) * 1e9)
+        fresh[("okx", "USDT")], ts_ns=stamp - int((settings.scanner.wallet_max_age_s + 60) * 1e9)
     )
     tables = [
-        VenueWallets(venue="binance", published_ns=TS, currencies={"BTC": fresh[("binance", "BTC")]}),
-        VenueWallets(venue="okx", published_ns=TS, currencies={"USDT": stale}),
+        VenueWallets(venue="binance", published_ns=stamp, currencies={"BTC": fresh[("binance", "BTC")]}),
+        VenueWallets(venue="okx", published_ns=stamp, currencies={"USDT": stale}),
     ]
     keys = {("binance", "BTC"), ("binance", "USDT"), ("okx", "BTC"), ("okx", "USDT")}
     async with PriceGrid.from_url(redis_url, layout, GridSettings()) as grid:
