@@ -8,17 +8,21 @@ the scanner, the trading loop, the executor, the risk engine and the hedger are 
 SQLite file.
 
 Time: the replay clock is each entry's `recorded_ns` (when the recorder, and so roughly the live mirror, read it).
-Between entries the clock jumps to the next event: a feed entry, a full scan (`scanner.full_scan_interval_s`, as the
-live loop's timer), a gas repricing (`scanner.health_refresh_s`), an account refresh (0.5 s, as `arb run`), or a
-sleeper's deadline. A paper order sent at t waits `latency_ms[venue]` on this clock, so it fills against the book
-as the tape left it at t + latency (entries stamped up to and including that instant are applied first): latency
+Between entries the clock jumps to the next event: a feed entry, a live step, a full scan (without live steps:
+`scanner.full_scan_interval_s`, as the live loop's timer), a gas repricing (`scanner.health_refresh_s`), an
+account refresh (0.5 s, as `arb run`), or a sleeper's deadline. A paper order sent at t waits `latency_ms[venue]`
+on this clock, so it fills against the book as the tape left it at t + latency (entries stamped up to and including
+that instant are applied first): latency
 decay is measured, not assumed. Before the clock moves, the replay lets every execution run until it is parked on the
 clock (`SimClock.settle`): ledger writes take no simulated time, so the outcome does not depend on how fast the disk
 is, and two replays of one tape give byte-identical reports.
 
-Venue health: the tape has no health records, so every venue counts as up (`require_health=False`, risk context
-`connected`). Live, a venue's first quotes can arrive before its health says connected; the replay then sees
-opportunities on them a little earlier than live did (see the round-trip test).
+Scanner steps: a tape recorded with `arb record --demo` holds the live scanner's steps (`tape.LiveSteps`: after
+which feed entry, at what time, full pass or changed rows, with which venues up); the scanner then steps exactly
+there, with the venue health live had, instead of on its own timers, so the replay opens the live opportunities with
+the same ids and edges. A tape without them (recorded from a running grid) is stepped after every entry, on the
+replay's own full-scan timer, with every venue up (`require_health=False`): a venue's first quotes can reach the
+grid before its health says connected, and such a replay may then see an opportunity a little earlier than live.
 """
 
 from __future__ import annotations
