@@ -12,10 +12,9 @@ Between entries the clock jumps to the next event: a feed entry, a live step, a 
 `scanner.full_scan_interval_s`, as the live loop's timer), a gas repricing (`scanner.health_refresh_s`), an
 account refresh (0.5 s, as `arb run`), or a sleeper's deadline. A paper order sent at t waits `latency_ms[venue]`
 on this clock, so it fills against the book as the tape left it at t + latency (entries stamped up to and including
-that instant are applied first): latency
-decay is measured, not assumed. Before the clock moves, the replay lets every execution run until it is parked on the
-clock (`SimClock.settle`): ledger writes take no simulated time, so the outcome does not depend on how fast the disk
-is, and two replays of one tape give byte-identical reports.
+that instant are applied first): latency decay is measured, not assumed. Before the clock moves, the replay lets
+every execution run until it is parked on the clock (`settle`): ledger writes take no simulated time, so the outcome
+does not depend on how fast the disk is, and two replays of one tape give byte-identical reports.
 
 Scanner steps: a tape recorded with `arb record --demo` holds the live scanner's steps (`tape.LiveSteps`: after
 which feed entry, at what time, full pass or changed rows, with which venues up); the scanner then steps exactly
