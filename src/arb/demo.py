@@ -208,10 +208,7 @@ def configured_venues(settings: Settings) -> dict[str, dict[str, Any]]:
     take them (id -> http_url, ws_url, protocol, symbols), reached at the exchange's own hosts or, where the venue's
     config has `urls: {http, ws}`, at those (keeping ccxt's paths). Marked `configured` so the trading side never
     takes one for a local venue (whose account is the sim's public default)."""
-    counts: dict[str, int] = {}
-    for inst in settings.instruments.values():
-        for vid in inst.venues:
-            counts[vid] = counts.get(vid, 0) + 1
+    counts = {v.id: v.total for v in coverage(settings).venues}  # instruments listing each enabled venue
     out: dict[str, dict[str, Any]] = {}
     for vid, cfg in sorted(settings.venues.items()):
         if cfg.kind != "cex" or not cfg.enabled or not counts.get(vid):

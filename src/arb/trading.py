@@ -145,11 +145,12 @@ async def trading(
         gateways: dict[str, VenueGateway] = {}
         for vid, info in sorted(venues.items()):
             protocol = str(info.get("protocol") or "")
-            if protocol not in TRADED_PROTOCOLS and not (info.get("configured") and not live):
+            paper = bool(info.get("configured")) and not live  # paper on a venue's real market data: no venue call
+            if protocol not in TRADED_PROTOCOLS and not paper:
                 log.info("trading.venue_not_traded venue=%s protocol=%s reason=order_path_not_proven", vid, protocol)
                 continue
             endpoint = LocalEndpoint(str(info["http_url"]), str(info["ws_url"])) if info.get("http_url") else None
-            if info.get("configured") and not live:  # paper on the venue's real market data: no venue call at all
+            if paper:
                 try:
                     gateways[vid] = await paper_gateway(vid, settings, mirror, endpoint=endpoint, ccxt_id=protocol)
                 except GatewayError as exc:
@@ -224,32 +225,21 @@ async def paper_gateway(
 async def paper_funding(
     settings: Settings, mirror: GridMirror, venue_id: str, instruments: Mapping[str, str], markets: Mapping[str, Any]
 ) -> dict[str, Decimal]:
-    """`executor.paper_funding_usd` worth of each base and quote currency of `markets`, valued at the grid's mid of
-    the instrument (any venue) once it has one; waits up to `PAPER_WARMUP_S` for prices, and leaves a currency it
-    cannot value unfunded (logged: its orders are then refused for balance, never filled from nothing)."""
-    from arb.executor.engine import usd_per_currency
+    """`arb.executor.paper.paper_balances` at the grid's mids (each instrument's first venue with a quote); waits
+    up to `PAPER_WARMUP_S` for every currency to have a price, and logs the ones still unfunded after it."""
+    from arb.executor.paper import paper_balances
 
-    usd = settings.executor.paper_funding_usd
-    per_quote = usd_per_currency(settings)
-    layout = mirror.layout
-
-    def usd_price(symbol: str) -> float | None:
-        row = layout.instrument_index(instruments[symbol])
-        mids = (mirror.bid[row] + mirror.ask[row]) / 2
-        mids = mids[~np.isnan(mids)]
-        q = per_quote.get(markets[symbol].quote)
-        return float(mids[0]) * q if len(mids) and q else None
+    funding = Decimal(repr(settings.executor.paper_funding_usd))
+    rows = {iid: mirror.layout.instrument_index(iid) for iid in set(instruments.values())}
 
     def value() -> dict[str, Decimal]:
-        out: dict[str, Decimal] = {}
-        for symbol, market in markets.items():
-            q = per_quote.get(market.quote)
-            if q:
-                out.setdefault(market.quote, Decimal(repr(round(usd / q, 8))))
-            price = usd_price(symbol)
-            if price:
-                out.setdefault(market.base, Decimal(repr(round(usd / price, 8))))
-        return out
+        mids: dict[str, float] = {}
+        for iid, row in rows.items():
+            row_mids = (mirror.bid[row] + mirror.ask[row]) / 2
+            priced = row_mids[~np.isnan(row_mids)]
+            if len(priced):
+                mids[iid] = float(priced[0])
+        return paper_balances(settings, markets, instruments, mids, funding)
 
     deadline = time.monotonic() + PAPER_WARMUP_S
     wanted = {m.base for m in markets.values()} | {m.quote for m in markets.values()}

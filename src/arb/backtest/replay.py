@@ -52,7 +52,7 @@ from arb.backtest.tape import (
     read_live_steps,
     read_manifest,
 )
-from arb.executor.engine import Executor, Outcome, usd_per_currency
+from arb.executor.engine import Executor, Outcome
 from arb.model import OpportunityEvent
 
 if TYPE_CHECKING:
@@ -294,22 +294,14 @@ def starting_balances(
     mids: Mapping[str, float],
     funding_usd: Decimal,
 ) -> dict[str, dict[str, Decimal]]:
-    """Per venue: `funding_usd` worth of each quote currency and of each base asset (at its instrument's first mid);
-    a base with no price is not funded (its sells abort for funds, and the report says so)."""
-    usd = usd_per_currency(settings)
-    out: dict[str, dict[str, Decimal]] = {}
-    q8 = Decimal("1e-8")
-    for venue, (venue_markets, instruments) in markets.items():
-        balances = out.setdefault(venue, {})
-        for symbol, market in venue_markets.items():
-            quote_usd = usd.get(market.quote)
-            if quote_usd:
-                balances.setdefault(market.quote, (funding_usd / Decimal(repr(quote_usd))).quantize(q8))
-            mid = mids.get(instruments[symbol])
-            inst_usd = usd.get(settings.instruments[instruments[symbol]].quote)
-            if mid and inst_usd:
-                balances.setdefault(market.base, (funding_usd / Decimal(repr(mid * inst_usd))).quantize(q8))
-    return out
+    """Per venue: its paper account's starting balances (`arb.executor.paper.paper_balances`) at the instruments'
+    first mids in the tape."""
+    from arb.executor.paper import paper_balances
+
+    return {
+        venue: paper_balances(settings, venue_markets, instruments, mids, funding_usd)
+        for venue, (venue_markets, instruments) in markets.items()
+    }
 
 
 async def replay(

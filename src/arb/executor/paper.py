@@ -21,6 +21,7 @@ from arb.executor.venue import Market, OrderNotFound, OrderRejected, OrderReport
 from arb.model import Fill, Order, OrderStatus, Side, TimeInForce
 
 if TYPE_CHECKING:
+    from arb.config import Settings
     from arb.grid.mirror import GridMirror
 
 ZERO: Final = Decimal(0)
@@ -178,3 +179,30 @@ class PaperGateway:
 
     async def aclose(self) -> None:
         return None
+
+
+def paper_balances(
+    settings: Settings,
+    markets: Mapping[str, Market],
+    instruments: Mapping[str, str],
+    mids: Mapping[str, float],
+    funding_usd: Decimal,
+) -> dict[str, Decimal]:
+    """A paper account's starting balances: `funding_usd` worth of each quote currency of `markets` and of each base
+    asset, valued at its instrument's mid in `mids` (instrument -> mid in the instrument's quote currency). A base
+    with no price yet is left unfunded (its sells are refused for funds, never filled from nothing). `arb run
+    --market venues` prices from the grid, the replay from the tape's first quotes."""
+    from arb.executor.engine import usd_per_currency
+
+    usd = usd_per_currency(settings)
+    q8 = Decimal("1e-8")
+    balances: dict[str, Decimal] = {}
+    for symbol, market in markets.items():
+        quote_usd = usd.get(market.quote)
+        if quote_usd:
+            balances.setdefault(market.quote, (funding_usd / Decimal(repr(quote_usd))).quantize(q8))
+        mid = mids.get(instruments[symbol])
+        inst_usd = usd.get(settings.instruments[instruments[symbol]].quote)
+        if mid and inst_usd:
+            balances.setdefault(market.base, (funding_usd / Decimal(repr(mid * inst_usd))).quantize(q8))
+    return balances
