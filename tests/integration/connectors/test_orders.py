@@ -512,6 +512,16 @@ async def test_concurrent_orders_on_one_kraken_key_go_one_at_a_time_so_no_nonce_
 # ------------------------------------------------------------------------------------------------ rules before sending
 
 
+async def refused_before_sending(venue: SimVenue, gw: CcxtGateway, bad: Order) -> str | None:
+    """The gateway's own check of `bad`, after asserting that sending it is refused and nothing reaches the venue."""
+    before = sent(venue)
+    found = gw.check_order(bad)
+    with pytest.raises(OrderRejected, match="refused before sending"):
+        await gw.create_order(bad)
+    assert sent(venue) == before
+    return found
+
+
 @BOTH
 @pytest.mark.parametrize(
     ("amount", "price", "symbol", "client_id", "problem"),
@@ -528,15 +538,11 @@ async def test_an_order_the_venue_would_refuse_is_caught_before_anything_is_sent
 ) -> None:
     async with trading_venue(name) as venue, gateway(venue) as gw:
         bad = order(venue, client_id, D(amount), D(price), symbol=symbol)
-        before = sent(venue)
 
-        found = gw.check_order(bad)
-        with pytest.raises(OrderRejected, match="refused before sending"):
-            await gw.create_order(bad)
+        found = await refused_before_sending(venue, gw, bad)
 
     assert found is not None
     assert problem in found
-    assert sent(venue) == before
 
 
 async def test_a_notional_below_the_venue_minimum_is_caught_and_precision_helpers_round_as_ccxt_does() -> None:
@@ -590,15 +596,11 @@ async def test_a_client_id_the_venue_would_refuse_is_caught_before_sending(
     async with trading_venue(name) as venue, gateway(venue) as gw:
         (p1, _), _ = asks(venue)
         bad = order(venue, client_id, D("0.001"), p1)
-        before = sent(venue)
 
-        found = gw.check_order(bad)
-        with pytest.raises(OrderRejected, match="refused before sending"):
-            await gw.create_order(bad)
+        found = await refused_before_sending(venue, gw, bad)
 
     assert found is not None
     assert problem in found
-    assert sent(venue) == before
 
 
 @pytest.mark.parametrize("client_id", ["x" * 18, "6d1b345e-2821-40e2-ad83-4ecb18a06876", "with space"])
