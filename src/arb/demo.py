@@ -95,6 +95,12 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent: int = 2
     record_dir: str | None = None
     """`arb record --demo`: record the grid's change feed to this tape directory while the stack runs."""
+
+    @property
+    def streams_configured_venues(self) -> bool:
+        """The configured venues, not the local ones, are streamed (and traded: live, or paper accounts)."""
+        return self.live or self.market == "venues"
+
     record_venues: tuple[str, ...] = ()
     record_instruments: tuple[str, ...] = ()
     """With `record_dir`: record only these (empty: all)."""
@@ -231,7 +237,7 @@ async def _venue_source(
     whose ready line says where each listens and in which format)."""
     from arb.procs import Child
 
-    if opts.live or opts.market == "venues":
+    if opts.streams_configured_venues:
         yield configured_venues(settings)
         return
     sim_args = ["-m", "arb.sim", "--book-update-hz", str(opts.book_update_hz),
@@ -522,7 +528,7 @@ async def _run_stack(
             serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
             workers = []
             # configured venues: their own rate limits, and the keys already in this process's environment
-            configured = opts.live or opts.market == "venues"
+            configured = opts.streams_configured_venues
             env = {} if configured else local_wallet_credentials(venues)
             connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
             for i, share in enumerate(split_venues(serving, WORKERS)):
@@ -531,7 +537,7 @@ async def _run_stack(
             async with contextlib.AsyncExitStack() as stack:
                 recorder = None
                 if opts.record_dir:  # before any worker writes: the tape starts with the feed's first entry
-                    from arb.backtest.record import Recorder
+                    from arb.backtest.record import Recorder, manifest_summary
 
                     recorder = Recorder(grid, Path(opts.record_dir), settings, venues=opts.record_venues or None,
                                         instruments=opts.record_instruments or None)  # fmt: skip
@@ -568,9 +574,8 @@ async def _run_stack(
                         if recorder is not None:
                             truth = Path(opts.truth_path).name if opts.truth_path else None
                             manifest = await recorder.close(live_opportunities=watch.opportunities.opened, truth=truth)
-                            summary = {k: v for k, v in msgspec.to_builtins(manifest).items() if k != "chunks"}
-                            extra = {"chunks": len(manifest.chunks), "live_events": len(watch.events)}
-                            watch.recording = summary | extra | {"dir": opts.record_dir}
+                            summary = manifest_summary(manifest, recorder.dir)
+                            watch.recording = summary | {"live_events": len(watch.events)}
                         if session is not None:
                             watch.trading = await trading_report(session)
                     watch.opportunities.top = watch.top()

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def manifest_summary(manifest: Manifest, directory: Path | str) -> dict[str, Any]:
+    """`arb record`'s report of a tape: the manifest with its chunk list counted, and where the tape is."""
+    summary = {k: v for k, v in msgspec.to_builtins(manifest).items() if k != "chunks"}
+    return summary | {"chunks": len(manifest.chunks), "dir": str(directory)}
+
+
 def check_out_dir(directory: Path) -> None:
     """Refuse a directory that already holds a tape (a recording never overwrites one) or is not a directory."""
     if directory.exists() and not directory.is_dir():
@@ -211,8 +217,7 @@ async def record_grid(
             except (KeyboardInterrupt, asyncio.CancelledError):
                 log.info("record.stopping reason=interrupted")
             manifest = await rec.close()
-    summary = {k: v for k, v in msgspec.to_builtins(manifest).items() if k != "chunks"}
-    summary |= {"chunks": len(manifest.chunks), "dir": str(directory)}
+    summary = manifest_summary(manifest, directory)
     if as_json:
         sys.stdout.write(msgspec.json.encode(summary).decode() + "\n")
     else:
