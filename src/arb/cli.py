@@ -47,6 +47,12 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", envvar="ARB_CONFIG", help="User YAML file layered over the shipped config."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port", min=0, max=65535, help="Serve Prometheus /metrics here (default metrics.port; 0 off)."
+    ),
+]
 
 CEX_CAPABILITIES = ("watchOrderBook", "watchBidsAsks", "watchTicker", "fetchOrderBook", "createOrder", "fetchMyTrades")
 OTHER_CAPABILITIES = {
@@ -231,14 +237,16 @@ def demo(
     book_update_hz: Annotated[
         float, typer.Option("--book-update-hz", min=0.1, max=50.0, help="Refreshes a second per local book.")
     ] = 1.0,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run the main job on embedded defaults: local venues -> ccxt.pro connectors -> Redis grid, shown live."""
     from arb.demo import DemoOptions, run_demo
 
     settings = _load(config)
     options = DemoOptions(
-        seconds=seconds, as_json=json, fault_every_s=fault_every, book_update_hz=book_update_hz, config_path=config
-    )
+        seconds=seconds, as_json=json, fault_every_s=fault_every, book_update_hz=book_update_hz, config_path=config,
+        metrics_port=settings.metrics.port if metrics_port is None else metrics_port,
+    )  # fmt: skip
     raise typer.Exit(_run(lambda: run_demo(settings, out, options)))
 
 
@@ -274,6 +282,7 @@ def run_cmd(
             "venues' market data (paper accounts filling on the grid's depth; implied by --live).",
         ),
     ] = "local",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Scan -> risk -> execute, paper by default: on the local venues, orders go to their private endpoints."""
     from arb.demo import DemoOptions, run_trading
@@ -292,6 +301,7 @@ def run_cmd(
         seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
         order_fault_every_s=order_fault_every, manual=manual, dislocation_ms=dislocation_ms,
         market="venues" if market == "venues" else "local",
+        metrics_port=settings.metrics.port if metrics_port is None else metrics_port,
     )  # fmt: skip
     if dislocation_ms[0] > dislocation_ms[1]:
         raise _fail(f"--dislocation-ms: MIN {dislocation_ms[0]} is above MAX {dislocation_ms[1]}")
@@ -714,26 +724,142 @@ def grid_show(instrument: str, config: ConfigOpt = None, json: JsonOpt = False) 
 @app.command()
 def serve(
     config: ConfigOpt = None,
-    host: Annotated[str, typer.Option(help="Bind address; loopback only until the API has auth.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Bind address (every /api/v1 route needs an API key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    auto_trade: Annotated[
+        bool,
+        typer.Option(
+            "--auto-trade",
+            help="Embedded stack: also execute what the scanner opens (default: only "
+            "what POST /arbitrage/execute asks for).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the REST API (health and metrics for now) with the grid's Redis (embedded unless ARB_REDIS_URL)."""
+    """Serve the REST API. Without ARB_REDIS_URL it also runs the embedded stack (Redis, local venues, connectors,
+    scanner, paper trader), like `arb run`; with it, it serves the trading process that uses that Redis."""
     import ipaddress
 
-    import uvicorn
-
-    from arb.api.app import create_app
-    from arb.demo import grid_redis
-
+    settings = _load(config)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback:
-        raise _fail(f"refusing to bind {host}: the API has no authentication yet, so it serves loopback only")
+        raise _fail(f"--host: {host!r} is not an IP address (or localhost)") from None
+    if not loopback and settings.database_url.get_secret_value().startswith("sqlite"):
+        sys.stderr.write("warning: a public bind with a SQLite ledger: API keys and executions live in a local file\n")
+    raise typer.Exit(_run(lambda: _serve(settings, host, port, config, auto_trade)))
+
+
+async def _serve(settings: Settings, host: str, port: int, config: str | None, auto_trade: bool) -> int:
+    import uvicorn
+    from pydantic import SecretStr
+
+    from arb import tasks
+    from arb.api.app import create_app
+    from arb.demo import DemoOptions, grid_redis, run_trading
+
+    with grid_redis(settings) as (url, embedded):
+        stack = None
+        if embedded:  # nothing configured: the API serves its own stack, as `arb run --manual` would run it
+            local = settings.model_copy(update={"redis_url": SecretStr(url)})
+            opts = DemoOptions(as_json=True, config_path=config, manual=not auto_trade, refresh_s=1.0)
+            stack = tasks.spawn(run_trading(local, Console(stderr=True), opts), name="serve-stack")
+        app = create_app(settings, url, config_path=config)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        sys.stderr.write(
+            f"arb serve: http://{host}:{port}/api/v1 (docs at /docs){' with the embedded stack' if embedded else ''}\n"
+        )
+        try:
+            await server.serve()
+        finally:
+            if stack is not None:
+                await tasks.cancel_and_wait(stack, timeout_s=30.0)
+        return 0 if server.started else 1
+
+
+api_key_app = typer.Typer(help="API keys of the REST API (stored hashed in the ledger).", no_args_is_help=True)
+app.add_typer(api_key_app, name="api-key")
+
+
+@api_key_app.command("create")
+def api_key_create(
+    scope: Annotated[list[str], typer.Option("--scope", help="read, trade or admin; repeat for several.")],
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the key (shown in listings and logs).")],
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Create a key; its token is printed once and never stored (only its hash is)."""
+    from arb.ledger import LedgerError, open_ledger
+    from arb.ledger.api import ApiStore, check_scopes
+
+    try:
+        scopes = check_scopes(x.strip() for s in scope for x in s.split(","))
+    except ValueError as exc:
+        raise _fail(f"--scope: {exc}") from None
+    if not name.strip():
+        raise _fail("--name: say who or what uses the key")
     settings = _load(config)
-    with grid_redis(settings) as (url, _):
-        uvicorn.run(create_app(settings, url), host=host, port=port, log_level="warning")
+
+    async def create() -> Any:
+        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+            return await ApiStore(ledger).create_key(name, scopes)
+
+    try:
+        record, token = _run(create)
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    if json:
+        _print_json({"key_id": record.id, "name": record.name, "scopes": sorted(record.scopes), "token": token})
+        return
+    out.print(f"key {record.id} ({record.name}; scopes {', '.join(sorted(record.scopes))})")
+    out.print("token (shown once; store it in your secret manager):")
+    sys.stdout.write(token + "\n")
+
+
+@api_key_app.command("list")
+def api_key_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
+    """Every key with its scopes and whether it is revoked (never a secret)."""
+    from arb.ledger import LedgerError, open_ledger
+    from arb.ledger.api import ApiStore
+
+    settings = _load(config)
+
+    async def read() -> Any:
+        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+            return await ApiStore(ledger).keys()
+
+    try:
+        keys = _run(read)
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    rows = [{"key_id": k.id, "name": k.name, "scopes": sorted(k.scopes), "created_ns": k.created_ns,
+             "revoked": k.revoked_ns is not None} for k in keys]  # fmt: skip
+    if json:
+        _print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['key_id']}  {r['name']}  {','.join(r['scopes'])}{'  REVOKED' if r['revoked'] else ''}")
+
+
+@api_key_app.command("revoke")
+def api_key_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `arb api-key list`).")],
+                   config: ConfigOpt = None) -> None:  # fmt: skip
+    """Revoke a key: every API process refuses it within 2 s."""
+    from arb.ledger import LedgerError, open_ledger
+    from arb.ledger.api import ApiStore
+
+    settings = _load(config)
+
+    async def revoke() -> bool:
+        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+            return await ApiStore(ledger).revoke_key(key_id)
+
+    try:
+        done = _run(revoke)
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+    if not done:
+        raise _fail(f"no usable key {key_id!r} (unknown or already revoked)", 1)
+    out.print(f"key {key_id} revoked")
 
 
 backtest_app = typer.Typer(help="Backtest on recorded market data (tapes from `arb record`).", no_args_is_help=True)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -107,6 +108,9 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     order_fault_every_s: float | None = None
     """With `trade`: arm one order fault (reject, partial fill then cancel, slow ack, ghost, 429) on a venue every
     this many seconds, rotating through the kinds and venues."""
+    metrics_port: int = 0
+    """Serve Prometheus `/metrics` (this process's and its connector workers') on this port; 0: off. The CLI's
+    `--metrics-port` defaults to settings `metrics.port`."""
 
 
 class OpportunityLine(msgspec.Struct):
@@ -501,6 +505,7 @@ async def _run_stack(
     from arb.executor.commands import CommandServer
     from arb.grid import GridLayout, PriceGrid
     from arb.ledger import open_ledger
+    from arb.metrics_http import MetricsServer
     from arb.procs import Child, freeze_heap
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
@@ -508,6 +513,7 @@ async def _run_stack(
     from arb.trading import trading
 
     layout = GridLayout.from_settings(settings)
+    metrics = MetricsServer(opts.metrics_port, settings.metrics.host)
     log_dir = Path(tempfile.mkdtemp(prefix="arb-demo-"))
     origin = "embedded redis-server" if embedded else "ARB_REDIS_URL"
     err.print(f"grid Redis: {mask_url(url)} ({origin}); child logs in {log_dir}")
@@ -530,11 +536,13 @@ async def _run_stack(
             # configured venues: their own rate limits, and the keys already in this process's environment
             configured = opts.streams_configured_venues
             env = {} if configured else local_wallet_credentials(venues)
+            env |= metrics.child_env  # the workers write their metrics where /metrics reads them
             connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
             for i, share in enumerate(split_venues(serving, WORKERS)):
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
                 workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
             async with contextlib.AsyncExitStack() as stack:
+                err.print(stack.enter_context(metrics).summary)  # entered first: stops after the workers
                 recorder = None
                 if opts.record_dir:  # before any worker writes: the tape starts with the feed's first entry
                     from arb.backtest.record import Recorder, manifest_summary
@@ -592,10 +600,13 @@ def execute_by_id(session: TradingSession, scanner: Scanner, ledger: Any) -> Han
     """`arb execute`'s handler in `arb run`: the scanner's current version of the opportunity if it is open, executed
     through the trading loop; otherwise why not, from the ledger's record of it."""
 
-    async def handle(opportunity_id: str) -> Outcome | str:
+    async def handle(opportunity_id: str, max_amount: Decimal | None = None) -> Outcome | str:
         for state in scanner.open.values():
             if state.id == opportunity_id:
-                return await session.loop.execute_now(state.last)
+                opp = state.last
+                if max_amount is not None and max_amount < Decimal(repr(opp.size)):
+                    opp = msgspec.structs.replace(opp, size=float(max_amount))
+                return await session.loop.execute_now(opp)
         record = await ledger.opportunity(opportunity_id)
         if record is None:
             return f"unknown opportunity {opportunity_id!r}: not open in this arb run and not in the ledger"

@@ -7,6 +7,7 @@ symbol, never an id), because every label value is a time series. All metrics li
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -55,6 +56,7 @@ GRID_MIRROR_VALID: Final = Gauge(
     "arb_grid_mirror_valid",
     "1 while a GridMirror is in sync with Redis, 0 while it is failed closed (Redis unreachable, or rebuilding). "
     "With several mirrors in one process, the last one to change state sets it.",
+    multiprocess_mode="mostrecent",
 )
 GRID_MIRROR_GAPS: Final = Counter(
     "arb_grid_mirror_gaps_total",
@@ -81,6 +83,7 @@ CONNECTOR_UP: Final = Gauge(
     "arb_connector_up",
     "1 while a venue's market-data stream is connected and fresh, 0 while it is down, reconnecting or stale.",
     ["venue"],
+    multiprocess_mode="max",  # one process streams a venue
 )
 CONNECTOR_MESSAGES: Final = Counter(
     "arb_connector_messages_total",
@@ -117,4 +120,128 @@ CONNECTOR_STALE_SECONDS: Final = Counter(
     "arb_connector_stale_seconds_total",
     "Seconds a venue spent down or stale (its quotes unusable), accumulated when it recovers.",
     ["venue"],
+)
+
+# --- coverage (set by the process that runs the scanner, from its grid mirror: `Scanner.export_coverage`) ------------
+# Gauges carry a `multiprocess_mode` (how the parent's /metrics combines the values of several processes, see
+# `arb.metrics_http`): these are set by the one process that runs the scanner, so the most recent value wins.
+
+VENUES_CONNECTED: Final = Gauge(
+    "arb_venues_connected",
+    "Centralized exchanges with at least one fresh quote in the grid now, as the scanner's process sees it "
+    "(alert: VenueCoverageLow). NaN in a process that runs no scanner.",
+    multiprocess_mode="mostrecent",
+)
+VENUES_REQUIRED: Final = Gauge(
+    "arb_venues_required",
+    "Centralized exchanges the config requires to be connected (`coverage.min_exchanges`).",
+    multiprocess_mode="mostrecent",
+)
+INSTRUMENTS_COVERED: Final = Gauge(
+    "arb_instruments_covered",
+    "Instruments with fresh quotes from at least two venues now (comparable: an arbitrage can be seen on them).",
+    multiprocess_mode="mostrecent",
+)
+INSTRUMENTS_REQUIRED: Final = Gauge(
+    "arb_instruments_required",
+    "Instruments in the configured universe (the denominator of InstrumentCoverageLow).",
+    multiprocess_mode="mostrecent",
+)
+GRID_AGE_SECONDS: Final = Gauge(
+    "arb_grid_age_seconds",
+    "Seconds since the newest quote in the grid was received (alert: GridStale); +Inf while the grid is empty.",
+    multiprocess_mode="mostrecent",
+)
+
+for _gauge in (VENUES_CONNECTED, VENUES_REQUIRED, INSTRUMENTS_COVERED, INSTRUMENTS_REQUIRED, GRID_AGE_SECONDS):
+    # NaN until a scanner in this process sets them: a process that judges no coverage (the API, a connector
+    # worker) must not look like one with zero venues, and no comparison in an alert rule is true on NaN.
+    _gauge.set(math.nan)
+del _gauge
+
+# --- scanner (arb.scanner) -------------------------------------------------------------------------------------------
+# `kind` is one of spot, basis, triangular, transfer; `event` is opened or closed.
+
+SCANNER_SCAN_SECONDS: Final = Histogram(
+    "arb_scanner_scan_seconds",
+    "Duration of one scanner pass (every instrument the grid changed since the last pass, all kinds).",
+    buckets=_FAST_SECONDS,
+)
+SCANNER_OPPORTUNITIES: Final = Counter(
+    "arb_scanner_opportunities_total",
+    "Opportunity lifecycle events, by kind (spot, basis, triangular, transfer) and event (opened, closed).",
+    ["kind", "event"],
+)
+SCANNER_OPEN_OPPORTUNITIES: Final = Gauge(
+    "arb_scanner_open_opportunities",
+    "Opportunities open now, by kind.",
+    ["kind"],
+    multiprocess_mode="livesum",
+)
+SCANNER_NET_EDGE_BPS: Final = Histogram(
+    "arb_scanner_net_edge_bps",
+    "Net edge (after fees, gas and slippage) of each opportunity when it opened, in basis points, by kind.",
+    ["kind"],
+    buckets=(0.0, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 75.0, 100.0, 150.0, 200.0),
+)
+
+# --- executor (arb.executor) -----------------------------------------------------------------------------------------
+
+EXECUTOR_EXECUTIONS: Final = Counter(
+    "arb_executor_executions_total",
+    "Executions that ended, by outcome: done (legs filled equal), hedged (a residual was closed), failed (nothing "
+    "filled), escalated (a residual could not be closed; kill switch engaged), aborted (refused before any order).",
+    ["outcome"],
+)
+EXECUTOR_LEG_LATENCY_SECONDS: Final = Histogram(
+    "arb_executor_leg_latency_seconds",
+    "Per venue: time from an order being sent to the venue's acknowledgement (order ack latency).",
+    ["venue"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EXECUTOR_SLIPPAGE_BPS: Final = Histogram(
+    "arb_executor_slippage_bps",
+    "Predicted net edge minus realized edge of each completed execution, in basis points (negative: better than "
+    "predicted).",
+    buckets=(-100.0, -50.0, -25.0, -10.0, -5.0, -2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0),
+)
+EXECUTOR_REALIZED_PNL_USD: Final = Gauge(
+    "arb_executor_realized_pnl_usd",
+    "Realized PnL of this process's executions since it started, in USD (summed over processes).",
+    multiprocess_mode="sum",
+)
+
+# --- risk (arb.risk) -------------------------------------------------------------------------------------------------
+
+RISK_TRADING_STATE: Final = Gauge(
+    "arb_risk_trading_state",
+    "1 for the risk engine's current trading state, 0 for the others; state in active, reducing, halted.",
+    ["state"],
+    multiprocess_mode="mostrecent",
+)
+RISK_KILL_SWITCH: Final = Gauge(
+    "arb_risk_kill_switch",
+    "1 while the kill switch is engaged (trading state halted), 0 otherwise (alert: KillSwitchEngaged).",
+    multiprocess_mode="max",
+)
+RISK_DENIALS: Final = Counter(
+    "arb_risk_denials_total",
+    "Orders the risk engine denied, by reason (the check's code, `arb.risk.checks.DenyReason`).",
+    ["reason"],
+)
+
+# --- API (arb.api) ---------------------------------------------------------------------------------------------------
+# `route` is the route template (`/api/v1/arbitrage/executions/{execution_id}`), never the raw path, so ids do not
+# become series; requests that match no route are counted under route `unmatched`.
+
+API_REQUESTS: Final = Counter(
+    "arb_api_requests_total",
+    "API requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+API_REQUEST_SECONDS: Final = Histogram(
+    "arb_api_request_seconds",
+    "API request latency (first byte in to last byte out), by route template and method.",
+    ["route", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )

@@ -268,6 +268,7 @@ async def _follow_health(grid: PriceGrid, context: Any, store: Any, executor: Ex
     from arb.grid import GridError
     from arb.ledger import LedgerError
 
+    started_ns, start_equity = time.time_ns(), None
     while True:
         try:
             await _refresh_pnl(context, store, executor, settings)
@@ -282,7 +283,83 @@ async def _follow_health(grid: PriceGrid, context: Any, store: Any, executor: Ex
         else:
             context.venue_state.clear()
             context.venue_state.update({v: h.state for v, h in health.items()})
+        if start_equity is None and context.equity_usd is not None:
+            start_equity = float(context.equity_usd)
+        try:
+            await publish_snapshot(grid, snapshot(context, executor, settings, (started_ns, start_equity)))
+        except GridError as exc:
+            log.warning("trading.snapshot_unpublished error=%r", str(exc))
         await asyncio.sleep(HEALTH_EVERY_S)
+
+
+class BalanceLine(msgspec.Struct, frozen=True, kw_only=True):
+    venue: str
+    asset: str
+    total: str
+    reserved: str
+    usd: float | None
+
+
+class TraderSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """What the trading process knows of its portfolio and risk now, published for the API (`GET /portfolio/status`,
+    `GET /risk/metrics`), which runs in another process: balances as decimal strings (booked money never goes
+    through float), USD figures as estimates."""
+
+    ts_ns: int
+    started_ns: int
+    """When the trading process started: realized PnL since then, and `start_equity_usd`, give its unrealized PnL."""
+    mode: str
+    start_equity_usd: float | None
+    balances: list[BalanceLine]
+    exposure_usd: dict[str, float]
+    venue_notional_usd: dict[str, float]
+    equity_usd: float | None
+    peak_equity_usd: float | None
+    drawdown: float | None
+    realized_pnl_today_usd: float | None
+    executions_in_flight: int
+    venue_state: dict[str, str]
+
+
+SNAPSHOT_TTL_S: Final = 10
+"""A snapshot older than this is gone: the API then says no trading process is running, never shows stale money."""
+
+
+def snapshot(context: Any, executor: Executor, settings: Settings, start: tuple[int, float | None]) -> TraderSnapshot:
+    prices = asset_prices_usd(executor, {a for _, a in context.balances})
+    balances = [
+        BalanceLine(
+            venue=venue, asset=asset, total=str(total), reserved=str(context.reserved.get((venue, asset), Decimal(0))),
+            usd=float(total) * prices[asset] if asset in prices else None,
+        )
+        for (venue, asset), total in sorted(context.balances.items())
+    ]  # fmt: skip
+    equity, peak = context.equity_usd, context.peak_equity_usd
+    drawdown = float((peak - equity) / peak) if equity is not None and peak else None
+    pnl = context.realized_pnl_today_usd
+    return TraderSnapshot(
+        ts_ns=time.time_ns(), started_ns=start[0], mode=settings.mode, start_equity_usd=start[1], balances=balances, exposure_usd=dict(context.exposure_usd),
+        venue_notional_usd=dict(context.venue_notional_usd),
+        equity_usd=float(equity) if equity is not None else None, peak_equity_usd=float(peak) if peak else None,
+        drawdown=drawdown, realized_pnl_today_usd=float(pnl) if pnl is not None else None,
+        executions_in_flight=len(context.executions), venue_state=dict(context.venue_state),
+    )  # fmt: skip
+
+
+async def publish_snapshot(grid: PriceGrid, snap: TraderSnapshot) -> None:
+    from arb.grid.store import redis_errors
+
+    with redis_errors("publish_trader_snapshot"):
+        await grid.client.set(grid.keys.trader, msgspec.json.encode(snap), ex=SNAPSHOT_TTL_S)
+
+
+async def read_snapshot(grid: PriceGrid) -> TraderSnapshot | None:
+    """The trading process's last snapshot, or None when none was published in the last `SNAPSHOT_TTL_S`."""
+    from arb.grid.store import redis_errors
+
+    with redis_errors("read_trader_snapshot"):
+        raw = await grid.client.get(grid.keys.trader)
+    return None if raw is None else msgspec.json.decode(raw, type=TraderSnapshot)
 
 
 async def _refresh_pnl(context: Any, store: Any, executor: Executor, settings: Settings) -> None:

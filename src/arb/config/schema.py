@@ -292,6 +292,47 @@ class ExecutorSettings(Strict):
     much (USD value at the first prices seen) of every currency its instruments trade."""
 
 
+class ApiSettings(Strict):
+    """The REST API (`arb serve`): limits per key, CORS, backtest jobs. Keys themselves live hashed in the ledger."""
+
+    rate_limit_per_s: Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)] = 20.0
+    """Requests a second one API key may make, sustained (a token bucket; past it: 429 with Retry-After)."""
+    rate_limit_burst: Annotated[int, Field(ge=1, le=1_000_000)] = 40
+    cors_origins: list[str] = []
+    """Origins a browser may call the API from (`https://host[:port]`; no wildcard). Empty: no CORS headers at all."""
+    cors_allow_credentials: bool = False
+    tapes_dir: str = "tapes"
+    """Where `POST /backtest/run` looks for tapes (`arb record --out` directories), named by folder; a request names a
+    tape, never a path or URL."""
+    max_backtest_jobs: Annotated[int, Field(ge=1, le=16)] = 2
+    """Backtests running at once; more are refused with 429 until one ends (each takes a CPU core)."""
+    max_backtest_latencies: Annotated[int, Field(ge=1, le=16)] = 4
+    max_scan_limit: Annotated[int, Field(ge=1, le=10_000)] = 500
+    execute_wait_s: Annotated[float, Field(gt=0, le=120, allow_inf_nan=False)] = 10.0
+    """How long `POST /arbitrage/execute` waits for the trading process to take the request."""
+
+    @model_validator(mode="after")
+    def _cors(self) -> ApiSettings:
+        # FAULTS S9: a wildcard origin lets any web page drive the API with a user's browser credentials.
+        for origin in self.cors_origins:
+            if "*" in origin:
+                raise ValueError(f"api.cors_origins: {origin!r}: wildcards are refused; list each origin")
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+                raise ValueError(f"api.cors_origins: {origin!r} is not an origin (scheme://host[:port], no path)")
+        return self
+
+
+class MetricsSettings(Strict):
+    """Prometheus `/metrics` of `arb demo`, `arb run` and `arb connect` (`arb serve` answers it on the API's port).
+    Names, labels and which process exports what: docs/metrics.md."""
+
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    """TCP port of `/metrics`; 0 turns it off. `--metrics-port` overrides it per run."""
+    host: Annotated[str, Field(min_length=1)] = "0.0.0.0"  # noqa: S104 - Prometheus scrapes from another host
+    """Bind address (all interfaces by default, as exporters do: Prometheus scrapes from its own container)."""
+
+
 class Settings(BaseSettings):
     """Everything arb runs on. Built by `arb.config.load_settings`: shipped YAML < user file < `ARB_*` env vars."""
 
@@ -315,6 +356,8 @@ class Settings(BaseSettings):
     grid: GridSettings = GridSettings()
     risk: RiskSettings = RiskSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    api: ApiSettings = ApiSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
@@ -46,6 +47,9 @@ class ExecuteRequest(msgspec.Struct, frozen=True, kw_only=True):
     opportunity_id: str
     deadline_ns: int
     """Wall clock (UTC ns) after which the request is answered `expired` instead of executed."""
+    max_amount: str | None = None
+    """Cap on the base amount (a decimal string; the API's `max_amount`): the opportunity is executed at most this
+    size, sized below it by the executor as always."""
 
 
 class ExecuteAnswer(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,8 +62,8 @@ class ExecuteAnswer(msgspec.Struct, frozen=True, kw_only=True):
     """The execution's `Outcome`, as plain values."""
 
 
-Handler = Callable[[str], Awaitable["Outcome | str"]]
-"""Executes one opportunity by id: its Outcome, or the reason nothing was sent."""
+Handler = Callable[[str, "Decimal | None"], Awaitable["Outcome | str"]]
+"""Executes one opportunity by id (at most the given base amount): its Outcome, or the reason nothing was sent."""
 
 _REQ_DECODER: Final = msgspec.json.Decoder(ExecuteRequest)
 _ANSWER_DECODER: Final = msgspec.json.Decoder(ExecuteAnswer)
@@ -122,7 +126,8 @@ class CommandServer:
                                    reason=expired)  # fmt: skip
         else:
             try:
-                result = await self.handler(req.opportunity_id)
+                cap = Decimal(req.max_amount) if req.max_amount is not None else None
+                result = await self.handler(req.opportunity_id, cap)
             except Exception as exc:  # the command server must outlive one bad execution; its orders are in the ledger
                 log.exception("execute.handler_failed opportunity=%s", req.opportunity_id)
                 result = f"failed: {type(exc).__name__}: {exc}"
@@ -158,13 +163,16 @@ class AnswerOverdue(Exception):
     """A trading process took the request but gave no answer within EXECUTION_BOUND_S."""
 
 
-async def request_execution(grid: PriceGrid, opportunity_id: str, *, timeout_s: float) -> ExecuteAnswer:
+async def request_execution(
+    grid: PriceGrid, opportunity_id: str, *, timeout_s: float, max_amount: Decimal | None = None
+) -> ExecuteAnswer:
     """Ask the running `arb run` to execute `opportunity_id` and wait for its answer. Raises NoTradingProcess when
     none took the request within `timeout_s` (it expires then, unexecuted), AnswerOverdue when one took it but did
     not answer within EXECUTION_BOUND_S, GridError when Redis fails."""
     request_id = secrets.token_hex(8)
     deadline_ns = time.time_ns() + int(timeout_s * 1e9)
-    req = ExecuteRequest(request_id=request_id, opportunity_id=opportunity_id, deadline_ns=deadline_ns)
+    cap = None if max_amount is None else str(max_amount)
+    req = ExecuteRequest(request_id=request_id, opportunity_id=opportunity_id, deadline_ns=deadline_ns, max_amount=cap)
     with redis_errors("request_execution"):
         await grid.client.xadd(grid.keys.execute, {_FIELD: msgspec.json.encode(req)}, maxlen=STREAM_MAXLEN,
                                approximate=True)  # fmt: skip

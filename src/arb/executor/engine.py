@@ -44,6 +44,12 @@ from arb.executor.venue import (
     VenueGateway,
 )
 from arb.ledger.errors import LedgerError
+from arb.metrics import (
+    EXECUTOR_EXECUTIONS,
+    EXECUTOR_LEG_LATENCY_SECONDS,
+    EXECUTOR_REALIZED_PNL_USD,
+    EXECUTOR_SLIPPAGE_BPS,
+)
 from arb.model import (
     FINAL_STATUSES,
     ExecutionIntent,
@@ -146,6 +152,11 @@ class Executor:
     # -- one execution -----------------------------------------------------------------------------------------------
 
     async def execute(self, opportunity: Opportunity) -> Outcome:
+        outcome = await self._execute(opportunity)
+        _export_outcome(outcome)
+        return outcome
+
+    async def _execute(self, opportunity: Opportunity) -> Outcome:
         started = time.perf_counter()
         ex_id = execution_id(opportunity.id)
         abort = self._aborter(opportunity, ex_id)
@@ -360,6 +371,7 @@ class Executor:
     async def run_order(self, order: Order, gateway: VenueGateway, ex_id: str) -> Order:
         """Send one order and follow it to a final state, with every transition and fill in the ledger; returns the
         order as it ended (its status FILLED / CANCELLED / REJECTED, `filled` what the venue executed)."""
+        sent = time.perf_counter()
         send = asyncio.ensure_future(gateway.create_order(order))
         try:
             await self.transition(order, OrderStatus.SENT, "sent")
@@ -378,6 +390,8 @@ class Executor:
         except GatewayError as exc:
             await self.transition(order, OrderStatus.REJECTED, f"{type(exc).__name__}: {exc.detail}")
             return order
+        else:  # the venue answered the request (a lookup after a timeout is no ack latency)
+            EXECUTOR_LEG_LATENCY_SECONDS.labels(order.venue).observe(time.perf_counter() - sent)
         await self.apply(order, report)
         if order.status not in FINAL_STATUSES:  # still working (an IOC should not be): cancel what is left
             try:
@@ -495,6 +509,22 @@ class Executor:
     async def start(self) -> None:
         """Load every venue's balances into the risk context (an unknown balance denies orders on that venue)."""
         await self._refresh_balances(set(self.gateways))
+
+
+_M_OUTCOMES: Final = {
+    s: EXECUTOR_EXECUTIONS.labels(s)
+    for s in (IntentStatus.DONE, IntentStatus.HEDGED, IntentStatus.FAILED, IntentStatus.ESCALATED, "aborted")
+}
+
+
+def _export_outcome(outcome: Outcome) -> None:
+    counter = _M_OUTCOMES.get(outcome.status)
+    if counter is not None:
+        counter.inc()
+    if outcome.predicted_bps is not None and outcome.realized_bps is not None:
+        EXECUTOR_SLIPPAGE_BPS.observe(outcome.predicted_bps - outcome.realized_bps)
+    if outcome.realized_pnl_usd:
+        EXECUTOR_REALIZED_PNL_USD.inc(float(outcome.realized_pnl_usd))
 
 
 def _cash(fill: Fill) -> Decimal:

@@ -282,6 +282,8 @@ class GridKeys(msgspec.Struct, frozen=True):
     wallets: str
     execute: str
     """Stream of manual execute requests (`arb.executor.commands`); answers on `{execute}:<request id>`."""
+    trader: str
+    """The trading process's last portfolio/risk snapshot (`arb.trading.TraderSnapshot`), for the API."""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
@@ -289,7 +291,7 @@ class GridKeys(msgspec.Struct, frozen=True):
         return cls(
             f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
             f"{tag}:risk:paused", f"{tag}:opportunities", f"{tag}:funding",
-            f"{tag}:wallets", f"{tag}:execute",
+            f"{tag}:wallets", f"{tag}:execute", f"{tag}:trader",
         )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:

@@ -243,6 +243,18 @@ class ExecutionStore:
         rows = await self._read("realized_pnl_since", query)
         return _sum(row.realized_pnl for row in rows)
 
+    async def realized_pnls(self, limit: int = 500) -> list[Decimal]:
+        """The realized PnL of the last `limit` executions that booked one, oldest first: the sample the API's VaR
+        is computed on."""
+        query = (
+            select(INTENTS.c.realized_pnl)
+            .where(INTENTS.c.realized_pnl.is_not(None))
+            .order_by(INTENTS.c.realized_ns.desc())
+            .limit(limit)
+        )
+        rows = await self._read("realized_pnls", query)
+        return [row.realized_pnl for row in reversed(rows)]
+
     # -- orders ------------------------------------------------------------------------------------------------
 
     async def add_orders(

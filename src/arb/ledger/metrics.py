@@ -33,6 +33,7 @@ LEDGER_WRITE_FAILURES: Final = Counter(
 LEDGER_WRITER_PENDING: Final = Gauge(
     "arb_ledger_writer_pending",
     "Opportunity events waiting to be written (sampled at each flush attempt; the last writer to flush sets it).",
+    multiprocess_mode="mostrecent",
 )
 LEDGER_WRITE_SECONDS: Final = Histogram(
     "arb_ledger_write_seconds",

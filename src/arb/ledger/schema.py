@@ -11,7 +11,8 @@ needs more than `Numeric`). Times are UTC nanoseconds in BIGINT, like every time
 
 Tables: `opportunities` / `opportunity_events` (the scanner's lifecycles, rev 0001); `execution_intents`, `orders`,
 `order_events`, `fills`, `trading_state`, `risk_events` (execution and risk, rev 0002, written through
-`arb.ledger.execution`).
+`arb.ledger.execution`); `api_keys`, `api_requests` (the REST API's principals and their idempotent requests, rev 0003,
+written through `arb.ledger.api`).
 """
 
 from __future__ import annotations
@@ -311,6 +312,46 @@ class RiskEventRow(Base):
     __table_args__ = (Index("ix_risk_events_ts_ns", "ts_ns"),)
 
 
+class ApiKeyRow(Base):
+    """An API key: `id` is its public part (shown in listings and logs), `secret_sha256` the SHA-256 of its secret part.
+    A plain hash is enough because the secret is 256 random bits (nothing to brute-force, unlike a password); the
+    secret itself is shown once, at creation, and never stored. `scopes` is a comma-separated subset of
+    read,trade,admin; a key is unusable once `revoked_ns` is set."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    name: Mapped[str] = mapped_column(String)
+    scopes: Mapped[str] = mapped_column(String)
+    secret_sha256: Mapped[str] = mapped_column(String)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    revoked_ns: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiRequestRow(Base):
+    """A request whose effect must happen once per `Idempotency-Key` (execute) or that starts a job (backtest), owned by
+    the key that made it: the same key and idempotency key find the same row (and the same answer); another key never
+    sees its `resource_id` (FAULTS S3). `status` and `result` (JSON) follow the resource as it runs."""
+
+    __tablename__ = "api_requests"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    kind: Mapped[str] = mapped_column(String)
+    idempotency_key: Mapped[str] = mapped_column(String)
+    request_sha256: Mapped[str] = mapped_column(String)
+    resource_id: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String)
+    result: Mapped[str] = mapped_column(Text)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+    updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("key_id", "kind", "idempotency_key", name="uq_api_requests_idempotency"),
+        Index("ix_api_requests_resource_id", "resource_id"),
+    )
+
+
 OPPORTUNITIES: Final[Table] = Base.metadata.tables["opportunities"]
 OPPORTUNITY_EVENTS: Final[Table] = Base.metadata.tables["opportunity_events"]
 INTENTS: Final[Table] = Base.metadata.tables["execution_intents"]
@@ -319,4 +360,6 @@ ORDER_EVENTS: Final[Table] = Base.metadata.tables["order_events"]
 FILLS: Final[Table] = Base.metadata.tables["fills"]
 TRADING_STATE: Final[Table] = Base.metadata.tables["trading_state"]
 RISK_EVENTS: Final[Table] = Base.metadata.tables["risk_events"]
+API_KEYS: Final[Table] = Base.metadata.tables["api_keys"]
+API_REQUESTS: Final[Table] = Base.metadata.tables["api_requests"]
 """The tables as Core `Table`s, for the writers' bulk upserts and the queries (no ORM session on any path)."""

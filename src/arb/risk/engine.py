@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Final, Literal
 
 from arb.config.schema import RiskSettings
+from arb.metrics import RISK_DENIALS, RISK_KILL_SWITCH, RISK_TRADING_STATE
 from arb.risk.checks import (
     SEVERITY,
     Approved,
@@ -50,6 +51,15 @@ RETRY_MIN_S: Final = 0.05
 RETRY_MAX_S: Final = 5.0
 
 Phase = Literal["new", "open", "closed"]
+
+_M_STATE: Final = {s: RISK_TRADING_STATE.labels(s.value) for s in TradingState}
+_M_DENIALS: Final = {r: RISK_DENIALS.labels(r.value) for r in DenyReason}
+
+
+def _export_state(state: TradingState) -> None:
+    for s, gauge in _M_STATE.items():
+        gauge.set(1 if s is state else 0)
+    RISK_KILL_SWITCH.set(1 if state is TradingState.HALTED else 0)
 
 
 class RiskEngine:
@@ -103,6 +113,7 @@ class RiskEngine:
             )
             await self._store.save(record)
         self._record = record
+        _export_state(record.state)
         self._writer = spawn(self._write_loop(), name="risk.writer")
         if self._poll_interval_s is not None:
             self._poller = spawn(self._poll_loop(self._poll_interval_s), name="risk.state_poll")
@@ -179,6 +190,7 @@ class RiskEngine:
             self._record = new
             self._version += 1
             self._persisted = self._version
+            _export_state(new.state)
         log.warning("risk.state state=%s reason=%r actor=%s", new.state, new.reason, new.actor)
         return new
 
@@ -197,6 +209,7 @@ class RiskEngine:
             self._record = stored
             self._version += 1
             self._persisted = self._version
+            _export_state(stored.state)
         log.warning("risk.state_from_store state=%s reason=%r actor=%s", stored.state, stored.reason, stored.actor)
         return stored
 
@@ -212,6 +225,7 @@ class RiskEngine:
 
     def _apply(self, record: TradingStateRecord) -> None:
         self._record = record
+        _export_state(record.state)
         self._version += 1
         self._idle.clear()
         self._wake.set()
@@ -250,6 +264,7 @@ class RiskEngine:
 
     def _denied(self, request: OrderRequest, denied: Denied, ts_ns: int, state: TradingState) -> None:
         self.denials_by_reason[denied.reason] += 1
+        _M_DENIALS[denied.reason].inc()
         if denied.escalate is not None:
             self._escalate(denied.escalate, denied, ts_ns)
         log.debug(

@@ -34,7 +34,18 @@ import numpy.typing as npt
 
 from arb import tasks
 from arb.grid.errors import GridError
-from arb.model import Opportunity, OpportunityEvent, VenueHealth, opportunity_id
+from arb.metrics import (
+    GRID_AGE_SECONDS,
+    INSTRUMENTS_COVERED,
+    INSTRUMENTS_REQUIRED,
+    SCANNER_NET_EDGE_BPS,
+    SCANNER_OPEN_OPPORTUNITIES,
+    SCANNER_OPPORTUNITIES,
+    SCANNER_SCAN_SECONDS,
+    VENUES_CONNECTED,
+    VENUES_REQUIRED,
+)
+from arb.model import OPPORTUNITY_KINDS, Opportunity, OpportunityEvent, VenueHealth, opportunity_id
 from arb.scanner.basis import BasisScanner
 from arb.scanner.costs import CostModel, ScannerConfigError
 from arb.scanner.kernel import Books, Candidate, Limits, scan
@@ -59,6 +70,13 @@ Key = tuple[str, str, str, str]
 Cells = tuple[tuple[int, int], ...]
 
 HEALTHY_STATE: Final = "connected"
+
+# Bound once (no label lookup per event). `transfer` is in the documented label set but no scanner emits it yet.
+_METRIC_KINDS: Final = (*OPPORTUNITY_KINDS, "transfer")
+_M_OPENED: Final = {k: SCANNER_OPPORTUNITIES.labels(k, "opened") for k in _METRIC_KINDS}
+_M_CLOSED: Final = {k: SCANNER_OPPORTUNITIES.labels(k, "closed") for k in _METRIC_KINDS}
+_M_OPEN_NOW: Final = {k: SCANNER_OPEN_OPPORTUNITIES.labels(k) for k in _METRIC_KINDS}
+_M_EDGE_BPS: Final = {k: SCANNER_NET_EDGE_BPS.labels(k) for k in _METRIC_KINDS}
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -143,6 +161,8 @@ class Scanner:
         self.on_step: Callable[[bool, int], None] | None = None
         """Called after each `step` with (full pass?, its now_ns): `arb record --demo` notes where in the feed the
         live scanner decided, so a replay can decide at the same points (`arb.backtest.tape`, live steps)."""
+        self._cex: BoolArray = np.array([settings.venues[v].kind == "cex" for v in layout.venues], np.bool_)
+        self._required: tuple[int, int] | None = None
         self.passes = 0
         self.full_passes = 0
         self.opened_total = 0
@@ -382,6 +402,31 @@ class Scanner:
         """The open opportunities, best priority first."""
         return sorted((s.last for s in self.open.values()), key=lambda o: -o.priority)
 
+    # --- metrics (the live loop only: a replay's passes and events are not this process's market) ------------------
+
+    def _timed_step(self, rows: IntArray | None) -> None:
+        started = time.perf_counter()
+        events = self.step(rows)
+        SCANNER_SCAN_SECONDS.observe(time.perf_counter() - started)
+        _count_events(events)
+
+    def export_coverage(self, now_ns: int | None = None) -> None:
+        """Set the coverage gauges from the mirror: the figures the coverage alerts judge (VenueCoverageLow counts
+        centralized exchanges, as `coverage.min_exchanges` does; an instrument is covered with two fresh venues)."""
+        from arb.config.coverage import coverage
+
+        if self._required is None:
+            c = coverage(self.settings)
+            self._required = (c.min_exchanges, c.instruments_total)
+        VENUES_REQUIRED.set(self._required[0])
+        INSTRUMENTS_REQUIRED.set(self._required[1])
+        now = self._now_ns() if now_ns is None else now_ns
+        fresh = self.mirror.fresh_mask(now)
+        VENUES_CONNECTED.set(int((fresh.any(axis=0) & self._cex).sum()))
+        INSTRUMENTS_COVERED.set(int((fresh.sum(axis=1) >= 2).sum()))
+        newest = int(self.mirror.ts_recv.max()) if self.mirror.ts_recv.size else 0
+        GRID_AGE_SECONDS.set((now - newest) / 1e9 if newest > 0 else float("inf"))
+
     # --- following the grid ------------------------------------------------------------------------------------
 
     async def refresh_inputs(self) -> None:
@@ -409,12 +454,13 @@ class Scanner:
                 except GridError as e:
                     log.warning("scanner.inputs_unavailable error=%r", str(e))
                     self.venue_up[:] = False  # fail closed: no health, no opportunity
+                self.export_coverage()
             if now >= next_full:
                 next_full = now + s.full_scan_interval_s
                 self.mirror.take_dirty()
-                self.step(None)
+                self._timed_step(None)
             elif self.mirror.dirty.any():
-                self.step(self.mirror.take_dirty())
+                self._timed_step(self.mirror.take_dirty())
             if not self.mirror.dirty.any():
                 await self.mirror.wait_changed(max(0.0, min(next_full, next_inputs) - time.monotonic()))
 
@@ -424,7 +470,19 @@ class Scanner:
 
     async def __aexit__(self, *exc: object) -> None:
         await tasks.cancel_and_wait(self._task)
-        self.close_all()
+        _count_events(self.close_all())
+
+
+def _count_events(events: list[OpportunityEvent]) -> None:
+    for e in events:
+        kind = e.opportunity.kind
+        if e.type == "opened":
+            _M_OPENED[kind].inc()
+            _M_OPEN_NOW[kind].inc()
+            _M_EDGE_BPS[kind].observe(e.opportunity.net_edge * 1e4)
+        elif e.type == "closed":
+            _M_CLOSED[kind].inc()
+            _M_OPEN_NOW[kind].dec()
 
 
 def _closed(state: _Open, now: int, reason: str) -> OpportunityEvent:
