@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
 
 import msgspec
 import orjson
@@ -283,6 +283,14 @@ def run_cmd(
         ),
     ] = "local",
     metrics_port: MetricsPortOpt = None,
+    connectors: Annotated[
+        str,
+        typer.Option(
+            "--connectors",
+            help="own: start connector workers for the venues; external: `arb connect` processes elsewhere fill the "
+            "grid at ARB_REDIS_URL (with --market venues or --live).",
+        ),
+    ] = "own",
 ) -> None:
     """Scan -> risk -> execute, paper by default: on the local venues, orders go to their private endpoints."""
     from arb.demo import DemoOptions, run_trading
@@ -297,15 +305,57 @@ def run_cmd(
         raise _fail("the settings say `mode: live`: pass --live to trade real venues (nothing was sent)")
     elif market == "venues" and order_fault_every is not None:
         raise _fail("--order-fault-every arms faults on the local venues; it cannot be used with --market venues")
+    if connectors not in ("own", "external"):
+        raise _fail(f"--connectors must be own or external, got {connectors!r}")
+    if connectors == "external" and (market != "venues" or settings.redis_url is None):
+        raise _fail("--connectors external reads a grid that `arb connect` fills: it needs --market venues (or --live) "
+                    "and ARB_REDIS_URL set to that grid's Redis")  # fmt: skip
     options = DemoOptions(
         seconds=seconds, as_json=json, config_path=config, live=live, max_concurrent=max_concurrent,
         order_fault_every_s=order_fault_every, manual=manual, dislocation_ms=dislocation_ms,
         market="venues" if market == "venues" else "local",
         metrics_port=settings.metrics.port if metrics_port is None else metrics_port,
+        external_connectors=connectors == "external",
     )  # fmt: skip
     if dislocation_ms[0] > dislocation_ms[1]:
         raise _fail(f"--dislocation-ms: MIN {dislocation_ms[0]} is above MAX {dislocation_ms[1]}")
     raise typer.Exit(_run(lambda: run_trading(settings, out, options)))
+
+
+@app.command("connect")
+def connect_cmd(
+    venues: Annotated[str, typer.Option("--venues", help="Configured venue ids to stream, comma-separated.")],
+    config: ConfigOpt = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Stream these configured venues (ccxt.pro) into the grid at ARB_REDIS_URL, for a trader run elsewhere with
+    `arb run --connectors external`; stops on Ctrl-C / SIGTERM."""
+    import signal
+
+    from arb.connectors.worker import run_worker, worker_spec
+    from arb.demo import configured_venues
+    from arb.metrics_http import MetricsServer
+
+    settings = _load(config)
+    known = configured_venues(settings)
+    ids = _id_list(venues, known, "venues")
+    if not ids:
+        raise _fail(f"--venues: name at least one of {', '.join(known)}")
+    if settings.redis_url is None:
+        raise _fail("arb connect fills the grid a trader reads: set ARB_REDIS_URL to that Redis")
+    spec = worker_spec(settings.redis_url.get_secret_value(), list(ids), known, config=config)
+    port = settings.metrics.port if metrics_port is None else metrics_port
+
+    async def stream() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        with MetricsServer(port, settings.metrics.host) as metrics:
+            sys.stderr.write(f"arb connect: {', '.join(ids)}; {metrics.summary}\n")
+            await run_worker(spec, stop, announce=False)
+
+    _run(stream)
 
 
 def _check_live(settings: Settings, order_fault_every: float | None) -> None:
@@ -744,12 +794,44 @@ def serve(
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         raise _fail(f"--host: {host!r} is not an IP address (or localhost)") from None
-    if not loopback and settings.database_url.get_secret_value().startswith("sqlite"):
-        sys.stderr.write("warning: a public bind with a SQLite ledger: API keys and executions live in a local file\n")
+    if not loopback:
+        problem = _public_bind_problem(settings)
+        if problem is not None:
+            raise _fail(f"refusing to bind {host}: {problem}")
     raise typer.Exit(_run(lambda: _serve(settings, host, port, config, auto_trade)))
 
 
+DEFAULT_PASSWORDS: Final = frozenset({"postgres", "password", "changeme", "admin", "arb", "guest", "secret", "redis"})
+"""Passwords of quick-start examples: a service reachable from the network must not run on one (FAULTS S10)."""
+
+
+def _public_bind_problem(settings: Settings) -> str | None:
+    """Why the API must not listen beyond loopback with these settings (FAULTS S10), or None."""
+    from urllib.parse import urlsplit
+
+    from arb.ledger import LedgerError, open_ledger
+    from arb.ledger.api import ApiStore
+
+    for what, secret in (("ARB_DATABASE_URL", settings.database_url), ("ARB_REDIS_URL", settings.redis_url)):
+        if secret is not None and urlsplit(secret.get_secret_value()).password in DEFAULT_PASSWORDS:
+            return f"{what} uses a default password; set a real one before exposing the API"
+
+    async def usable_keys() -> int:
+        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+            return sum(k.revoked_ns is None for k in await ApiStore(ledger).keys())
+
+    try:
+        if _run(usable_keys) == 0:
+            return "no API key exists yet: create one with `arb api-key create --scope read --name ...` first"
+    except LedgerError as exc:
+        return f"the ledger cannot be read ({exc})"
+    return None
+
+
 async def _serve(settings: Settings, host: str, port: int, config: str | None, auto_trade: bool) -> int:
+    import contextlib
+    import signal
+
     import uvicorn
     from pydantic import SecretStr
 
@@ -765,6 +847,11 @@ async def _serve(settings: Settings, host: str, port: int, config: str | None, a
             stack = tasks.spawn(run_trading(local, Console(stderr=True), opts), name="serve-stack")
         app = create_app(settings, url, config_path=config)
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        # Our own Ctrl-C / SIGTERM: uvicorn's would re-raise the signal once it stops, killing the stack mid-close.
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         sys.stderr.write(
             f"arb serve: http://{host}:{port}/api/v1 (docs at /docs){' with the embedded stack' if embedded else ''}\n"
         )

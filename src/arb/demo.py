@@ -108,6 +108,9 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     order_fault_every_s: float | None = None
     """With `trade`: arm one order fault (reject, partial fill then cancel, slow ack, ghost, 429) on a venue every
     this many seconds, rotating through the kinds and venues."""
+    external_connectors: bool = False
+    """`arb run --connectors external`: `arb connect` processes elsewhere fill the grid (ARB_REDIS_URL); this process
+    starts none and leaves the grid as it finds it."""
     metrics_port: int = 0
     """Serve Prometheus `/metrics` (this process's and its connector workers') on this port; 0: off. The CLI's
     `--metrics-port` defaults to settings `metrics.port`."""
@@ -527,7 +530,8 @@ async def _run_stack(
         console.print(coverage_table(settings))
     async with PriceGrid.from_url(url, layout, settings.grid) as grid:
         await grid.ping()
-        await grid.reset()  # a demo starts from an empty grid (the layout may have changed)
+        if not opts.external_connectors:  # a grid others fill is theirs; a demo starts from an empty one
+            await grid.reset()
         watch = _Watch()
         watch.keep_events = opts.keep_events
         async with _venue_source(settings, opts, url, log_dir) as venues:
@@ -538,7 +542,8 @@ async def _run_stack(
             env = {} if configured else local_wallet_credentials(venues)
             env |= metrics.child_env  # the workers write their metrics where /metrics reads them
             connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
-            for i, share in enumerate(split_venues(serving, WORKERS)):
+            shares = [] if opts.external_connectors else split_venues(serving, WORKERS)
+            for i, share in enumerate(shares):
                 args = worker_args(url, share, venues, options=connect, config=opts.config_path)
                 workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
             async with contextlib.AsyncExitStack() as stack:

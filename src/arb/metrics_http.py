@@ -64,8 +64,13 @@ def _merge(own: Metric, children: Metric) -> Metric:
     for s in own.samples:
         index[(s.name, frozenset(s.labels.items()))] = len(samples)
         samples.append(s)
+    # prometheus_client leaves out `_sum` of a histogram with negative buckets in memory (OpenMetrics) but not in
+    # its multiprocess files: a workers-only `_sum` would pass for the sum of every process's observations.
+    no_sum = any(s.labels.get("le", "").startswith("-") for s in children.samples)
     for s in children.samples:
         at = index.get((s.name, frozenset(s.labels.items())))
+        if no_sum and s.name == f"{own.name}_sum":
+            continue
         if at is None:
             samples.append(s)
         elif own.type in _SUMMED and not s.name.endswith("_created"):

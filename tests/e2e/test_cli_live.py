@@ -11,8 +11,10 @@ everything the run wrote.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -157,6 +159,50 @@ def test_arb_run_on_the_configured_venues_paper_trades_without_sending_any_order
     ledger = json_out(arb("orders", "--json", "--limit", "10000", env={"ARB_DATABASE_URL": env["ARB_DATABASE_URL"]}))
     assert len(ledger) >= 2 * report["executions"]
     assert {o["venue"] for o in ledger} == set(LIVE_VENUES)
+
+
+@pytest.mark.timeout(300)
+def test_a_trader_with_external_connectors_trades_on_the_grid_a_separate_arb_connect_fills(
+    tmp_path: Path, venues: dict[str, dict[str, Any]], redis_url: str
+) -> None:
+    """The deployment's split (deploy/, docs/deploy.md): connectors in one process, the trader in another, one Redis."""
+    config = _live_config(tmp_path, venues)
+    config.write_text(config.read_text().replace("mode: live\n", ""))
+    env = {"ARB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", "ARB_REDIS_URL": redis_url,
+           "ARB_LOG_LEVEL": "WARNING"}  # fmt: skip
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ARB_")}
+    connect = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "arb", "connect", "--venues", ",".join(LIVE_VENUES), "--config", str(config),
+         "--metrics-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=base | env,
+    )  # fmt: skip
+    try:
+        proc = arb("run", "--market", "venues", "--connectors", "external", "--config", str(config), "--seconds", "40",
+                   "--json", "--metrics-port", "0", env=env, timeout=200)  # fmt: skip
+    finally:
+        connect.send_signal(signal.SIGINT)
+        _, connect_err = connect.communicate(timeout=30)
+
+    report = json_out(proc)
+    assert report["executions"] > 0, report
+    assert report["success_rate"] >= 0.95, report
+    assert report["stack"]["venues_connected"] == len(LIVE_VENUES), report["stack"]
+    assert connect.returncode == 0, connect_err[-2000:]
+    assert "arb connect: binance, okx" in connect_err
+    log_dir = Path(report["stack"]["log_dir"])
+    assert not list(log_dir.glob("worker*.log"))  # the trader started no connector of its own
+
+
+def test_external_connectors_need_the_configured_venues_and_a_shared_redis(tmp_path: Path) -> None:
+    proc = arb("run", "--connectors", "external", "--seconds", "5")
+    assert proc.returncode == 2
+    assert "--connectors external reads a grid that `arb connect` fills" in proc.stderr
+    proc = arb("connect", "--venues", "binance")
+    assert proc.returncode == 2
+    assert "set ARB_REDIS_URL" in proc.stderr
+    proc = arb("connect", "--venues", "nowhere", env={"ARB_REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert proc.returncode == 2
+    assert "--venues: not in the settings: nowhere" in proc.stderr
 
 
 def test_run_live_without_keys_says_which_variables_to_set(tmp_path: Path) -> None:

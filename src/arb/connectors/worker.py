@@ -56,19 +56,18 @@ class WorkerSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     publish_every_s: float = 0.5
 
 
-def worker_args(
+def worker_spec(
     redis_url: str,
     venues: list[str],
     served: Mapping[str, Mapping[str, Any]],
     *,
     options: ConnectorOptions | None = None,
     config: str | None = None,
-) -> list[str]:
-    """The interpreter arguments of a worker that streams `venues` as `served` says (id -> http_url, ws_url,
-    protocol: the sim's ready line for local venues, or `arb.demo.configured_venues` for `arb run --market venues`),
-    each spoken to with the ccxt class of `protocol`. A venue without `http_url` is reached at the exchange's own
-    hosts."""
-    spec = WorkerSpec(
+) -> WorkerSpec:
+    """What a worker streams: `venues` as `served` says (id -> http_url, ws_url, protocol: the sim's ready line for
+    local venues, or `arb.demo.configured_venues` for configured ones), each spoken to with the ccxt class of
+    `protocol`. A venue without `http_url` is reached at the exchange's own hosts."""
+    return WorkerSpec(
         redis_url=redis_url,
         venues=venues,
         endpoints={
@@ -80,6 +79,18 @@ def worker_args(
         config=config,
         options=options or ConnectorOptions(),
     )
+
+
+def worker_args(
+    redis_url: str,
+    venues: list[str],
+    served: Mapping[str, Mapping[str, Any]],
+    *,
+    options: ConnectorOptions | None = None,
+    config: str | None = None,
+) -> list[str]:
+    """The interpreter arguments of a worker child process running `worker_spec(...)`."""
+    spec = worker_spec(redis_url, venues, served, options=options, config=config)
     return ["-m", "arb.connectors.worker", msgspec.json.encode(spec).decode()]
 
 
