@@ -503,13 +503,11 @@ async def measure_truth(
 async def _run_stack(
     settings: Settings, console: Console, opts: DemoOptions, url: str, embedded: bool, err: Console
 ) -> DemoRun:
-    from arb.connectors.ccxt_pro import ConnectorOptions
-    from arb.connectors.worker import worker_args
     from arb.executor.commands import CommandServer
     from arb.grid import GridLayout, PriceGrid
     from arb.ledger import open_ledger
     from arb.metrics_http import MetricsServer
-    from arb.procs import Child, freeze_heap
+    from arb.procs import freeze_heap
     from arb.scanner.engine import Scanner
     from arb.scanner.stream import OpportunityStream
     from arb.trading import report as trading_report
@@ -536,16 +534,7 @@ async def _run_stack(
         watch.keep_events = opts.keep_events
         async with _venue_source(settings, opts, url, log_dir) as venues:
             serving = {v: int(info["symbols"]) for v, info in venues.items() if info["symbols"]}
-            workers = []
-            # configured venues: their own rate limits, and the keys already in this process's environment
-            configured = opts.streams_configured_venues
-            env = {} if configured else local_wallet_credentials(venues)
-            env |= metrics.child_env  # the workers write their metrics where /metrics reads them
-            connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
-            shares = [] if opts.external_connectors else split_venues(serving, WORKERS)
-            for i, share in enumerate(shares):
-                args = worker_args(url, share, venues, options=connect, config=opts.config_path)
-                workers.append(Child(f"worker{i}", args, log_dir / f"worker{i}.log", env=env))
+            workers = _workers(opts, url, venues, serving, log_dir, metrics.child_env)
             async with contextlib.AsyncExitStack() as stack:
                 err.print(stack.enter_context(metrics).summary)  # entered first: stops after the workers
                 recorder = None
@@ -599,6 +588,28 @@ async def _run_stack(
             watch.opportunities.persisted = persist.written
             watch.opportunities.persist_dropped = persist.dropped
         return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
+
+
+def _workers(
+    opts: DemoOptions, url: str, venues: dict[str, Any], serving: dict[str, int], log_dir: Path, env: dict[str, str]
+) -> list[Any]:
+    """The connector worker children of the stack (none with `external_connectors`): configured venues with their
+    own rate limits and the keys already in this process's environment; local ones with the sim's accounts. `env`:
+    where the workers write their metrics, for this process's /metrics."""
+    from arb.connectors.ccxt_pro import ConnectorOptions
+    from arb.connectors.worker import worker_args
+    from arb.procs import Child
+
+    if opts.external_connectors:
+        return []
+    configured = opts.streams_configured_venues
+    env = ({} if configured else local_wallet_credentials(venues)) | env
+    connect = ConnectorOptions() if configured else ConnectorOptions(rate_limit_ms=opts.rate_limit_ms)
+    return [
+        Child(f"worker{i}", worker_args(url, share, venues, options=connect, config=opts.config_path),
+              log_dir / f"worker{i}.log", env=env)
+        for i, share in enumerate(split_venues(serving, WORKERS))
+    ]  # fmt: skip
 
 
 def execute_by_id(session: TradingSession, scanner: Scanner, ledger: Any) -> Handler:

@@ -338,8 +338,8 @@ def snapshot(context: Any, executor: Executor, settings: Settings, start: tuple[
     drawdown = float((peak - equity) / peak) if equity is not None and peak else None
     pnl = context.realized_pnl_today_usd
     return TraderSnapshot(
-        ts_ns=time.time_ns(), started_ns=start[0], mode=settings.mode, start_equity_usd=start[1], balances=balances, exposure_usd=dict(context.exposure_usd),
-        venue_notional_usd=dict(context.venue_notional_usd),
+        ts_ns=time.time_ns(), started_ns=start[0], mode=settings.mode, start_equity_usd=start[1], balances=balances,
+        exposure_usd=dict(context.exposure_usd), venue_notional_usd=dict(context.venue_notional_usd),
         equity_usd=float(equity) if equity is not None else None, peak_equity_usd=float(peak) if peak else None,
         drawdown=drawdown, realized_pnl_today_usd=float(pnl) if pnl is not None else None,
         executions_in_flight=len(context.executions), venue_state=dict(context.venue_state),

@@ -38,7 +38,7 @@ def env_for(db: Path) -> dict[str, str]:
 
 
 def arb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "arb", *args], capture_output=True, text=True, timeout=60, env=env, check=False
     )
 
@@ -142,7 +142,7 @@ def test_serve_runs_the_stack_and_a_client_scans_executes_once_per_key_and_halts
     env = env_for(tmp_path / "ledger.db")
     keys = {scope: new_key(env, scope) for scope in ("read", "trade", "admin")}
     port = free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "arb", "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
