@@ -84,7 +84,10 @@ async def _wait_ready(
 async def _execute_one(client: httpx.AsyncClient, trade: dict[str, str], idem: str) -> tuple[str, httpx.Response]:
     """The top open opportunity, executed; a 409 (it closed before the trader took it) moves on to the next."""
     reasons = []
-    for n in range(8):
+    deadline = time.monotonic() + 60
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
         scan = (await client.get("/api/v1/arbitrage/scan", params={"limit": 1}, headers=trade)).json()
         if not scan["opportunities"]:
             await asyncio.sleep(0.5)

@@ -24,11 +24,26 @@ from arb.api import account, arbitrage, backtest, ops
 from arb.api.auth import KeyRing, RateLimiter
 from arb.api.book import OpportunityBook
 from arb.api.problems import install
+from arb.api.schemas import ProblemOut
 from arb.api.state import ApiState
 from arb.config import Settings
 from arb.metrics import API_REQUEST_SECONDS, API_REQUESTS
 
 PREFIX = "/api/v1"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ProblemOut, "description": why, "content": {"application/problem+json": {}}}
+    for code, why in (
+        (401, "No valid API key"),
+        (403, "The key lacks the scope"),
+        (404, "Not found for this key"),
+        (409, "Nothing was sent (closed, kill switch, in progress)"),
+        (422, "Invalid request: `errors` names each field"),
+        (429, "Rate limit of the key, or too many backtests (see Retry-After)"),
+        (503, "A dependency is absent or unreachable (trading process, grid Redis, directional layer)"),
+        (504, "The trading process took the request but did not answer in time"),
+    )
+}
+"""Documented on every route: each error is a problem document (`arb.api.problems`)."""
 DESCRIPTION = """\
 REST API of `arb`, the multi-exchange arbitrage scanner and executor.
 
@@ -93,7 +108,7 @@ def create_app(settings: Settings, redis_url: str, *, config_path: str | None = 
     app = FastAPI(title="arb", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     install(app)
     for module in (arbitrage, account, ops, backtest):
-        app.include_router(module.router, prefix=PREFIX)
+        app.include_router(module.router, prefix=PREFIX, responses=ERRORS)
     app.add_api_websocket_route(PREFIX + "/stream/opportunities", arbitrage.stream)
 
     @app.get("/healthz", include_in_schema=False)

@@ -229,6 +229,24 @@ class VenueOut(Out):
     detail: str
 
 
+class ProblemError(BaseModel):
+    field: str
+    message: str
+    input: Any = None
+
+
+class ProblemOut(BaseModel):
+    """RFC 7807 problem document: every error the API answers (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+    opportunity_id: str | None = None
+
+
 class KeyOut(Out):
     key_id: str
     name: str

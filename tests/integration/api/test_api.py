@@ -383,7 +383,7 @@ async def test_cors_is_off_unless_configured_and_answers_only_listed_origins(api
 
 @pytest.mark.parametrize("origin", ["*", "https://*.example.com", "https://desk.example/path", "desk.example"])
 def test_a_wildcard_or_malformed_cors_origin_is_refused_at_load(origin: str) -> None:
-    with pytest.raises(ValidationError, match="api.cors_origins"):
+    with pytest.raises(ValidationError, match=r"api\.cors_origins"):
         ApiSettings(cors_origins=[origin], cors_allow_credentials=True)
 
 
