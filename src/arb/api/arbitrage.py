@@ -19,7 +19,7 @@ import msgspec
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from arb.api.auth import Principal, requires
+from arb.api.auth import Principal, owned, requires
 from arb.api.problems import Problem
 from arb.api.schemas import ExecuteIn, ExecutionOut, Kind, Name, OpportunityOut, ScanPage
 from arb.api.state import ApiState, state
@@ -237,9 +237,7 @@ async def execution(
     principal: Annotated[Principal, Depends(requires("read"))],
 ) -> ExecutionOut:
     s = state(request)
-    owner = await s.store.request_for("execute", execution_id)
-    if not principal.may("admin") and (owner is None or owner.key_id != principal.key_id):
-        raise Problem(404, f"no execution {execution_id!r} for this key")
+    owner = await owned(request, principal, "execute", execution_id, "execution")
     store = s.ledger.execution()
     intent = await store.intent(execution_id)
     if intent is None:

@@ -23,7 +23,7 @@ import msgspec
 from fastapi import Request
 
 from arb.api.problems import Problem
-from arb.ledger.api import ApiStore, secret_hash, split_token
+from arb.ledger.api import ApiRequestRecord, ApiStore, secret_hash, split_token
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,18 @@ async def authenticate(request: Request) -> Principal:
         raise Problem(429, f"rate limit of this key reached; retry in {retry} s", headers={"Retry-After": str(retry)})
     request.state.principal = principal
     return principal
+
+
+async def owned(
+    request: Request, principal: Principal, kind: str, resource_id: str, noun: str
+) -> ApiRequestRecord | None:
+    """The API request that created `resource_id` when this key may see it: the key that made it, or any admin key
+    (which also sees what no API request made, e.g. the trader's own executions: then None). Otherwise 404, the same
+    answer as for an id that does not exist (FAULTS S3: ids of others are not confirmed)."""
+    owner: ApiRequestRecord | None = await request.app.state.arb.store.request_for(kind, resource_id)
+    if principal.may("admin") or (owner is not None and owner.key_id == principal.key_id):
+        return owner
+    raise Problem(404, f"no {noun} {resource_id!r} for this key")
 
 
 def requires(scope: str) -> Callable[[Request], Awaitable[Principal]]:

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi import Path as PathParam
 
 from arb import tasks
-from arb.api.auth import Principal, requires
+from arb.api.auth import Principal, owned, requires
 from arb.api.problems import Problem
 from arb.api.schemas import BacktestIn, JobOut
 from arb.api.state import state
@@ -192,8 +192,8 @@ async def get(
     principal: Annotated[Principal, Depends(requires("read"))],
 ) -> JobOut:
     s = state(request)
-    owner = await s.store.request_for("backtest", job_id)
-    if owner is None or (owner.key_id != principal.key_id and not principal.may("admin")):
+    owner = await owned(request, principal, "backtest", job_id, "backtest job")
+    if owner is None:
         raise Problem(404, f"no backtest job {job_id!r} for this key")
     live = s.jobs.running.get(job_id)
     if live is not None:

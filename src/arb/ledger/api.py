@@ -213,10 +213,4 @@ class ApiStore:
             raise LedgerUnavailable(operation, describe(e)) from e
 
     async def _read(self, operation: str, query: Select[Any]) -> Sequence[Row[Any]]:
-        self._ledger._check_open()
-        try:
-            async with self._ledger.engine.connect() as connection:
-                rows: Sequence[Row[Any]] = (await connection.execute(query)).all()
-                return rows
-        except OUTAGE_ERRORS as e:
-            raise LedgerUnavailable(operation, describe(e)) from e
+        return await self._ledger._read(operation, query)
