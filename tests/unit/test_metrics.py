@@ -86,8 +86,8 @@ def scrape(port: int) -> str:
 
 CHILD = """
 from arb.metrics import CONNECTOR_QUOTES, CONNECTOR_UP, GRID_QUOTES_WRITTEN
-CONNECTOR_QUOTES.labels("kraken").inc(7)
-CONNECTOR_UP.labels("kraken").set(1)
+CONNECTOR_QUOTES.labels("child-only").inc(7)
+CONNECTOR_UP.labels("child-only").set(1)
 GRID_QUOTES_WRITTEN.inc(7)
 """
 
@@ -113,8 +113,8 @@ def test_the_exporter_serves_the_parents_series_and_its_childrens_as_one_family_
         for s in family.samples
     }
     assert samples[("arb_grid_quotes_written_total", ())] == own_before + 3 + 7  # parent's and child's, summed
-    assert samples[("arb_connector_quotes_total", (("venue", "kraken"),))] == 7
-    assert samples[("arb_connector_up", (("venue", "kraken"),))] == 1
+    assert samples[("arb_connector_quotes_total", (("venue", "child-only"),))] == 7  # a venue only the child has
+    assert samples[("arb_connector_up", (("venue", "child-only"),))] == 1
     assert samples[("arb_risk_kill_switch", ())] in (0, 1)  # the parent's own gauges are there too
     assert ("process_cpu_seconds_total", ()) in samples
     # negative buckets: prometheus_client has no `_sum` for it in memory, so a workers-only one must not show either
