@@ -100,7 +100,7 @@ def create_app(settings: Settings, redis_url: str, *, config_path: str | None = 
             book = await stack.enter_async_context(OpportunityBook(grid))
             jobs = backtest.Jobs(store, limit=settings.api.max_backtest_jobs, config_path=config_path)
             stack.push_async_callback(jobs.close)
-            app.state.arb = ApiState(settings, grid, ledger, store, book, jobs, started_ns=time.time_ns())
+            app.state.arb = ApiState(settings, grid, ledger, store, book, jobs)
             app.state.keys = KeyRing(store)
             app.state.limiter = RateLimiter(settings.api.rate_limit_per_s, settings.api.rate_limit_burst)
             yield

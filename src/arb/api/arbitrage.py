@@ -11,7 +11,6 @@ for, unless it is an admin key: FAULTS S3).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Annotated, Any, Final
 
@@ -19,9 +18,9 @@ import msgspec
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from arb.api.auth import Principal, owned, requires
-from arb.api.problems import Problem
-from arb.api.schemas import ExecuteIn, ExecutionOut, Kind, Name, OpportunityOut, ScanPage
+from arb.api.auth import Principal, owned, requires, token_of
+from arb.api.problems import Problem, invalid, problem_body
+from arb.api.schemas import REF_PATTERN, ExecuteIn, ExecutionOut, Kind, Name, OpportunityOut, ScanPage, request_digest
 from arb.api.state import ApiState, state
 from arb.grid.errors import GridError
 from arb.model import OpportunityEvent, parse_opportunity_id
@@ -29,7 +28,6 @@ from arb.model import OpportunityEvent, parse_opportunity_id
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/arbitrage", tags=["arbitrage"])
 
-IDEMPOTENCY_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,128}$"
 _UNSENT: Final = 409
 
 
@@ -42,14 +40,10 @@ def opportunity_out(event: OpportunityEvent) -> OpportunityOut:
 
 def _known(s: ApiState, field: str, instrument: str | None = None, venues: tuple[str, ...] = ()) -> None:
     if instrument is not None and instrument not in s.settings.instruments:
-        raise Problem(
-            422,
-            f"{field}: unknown instrument {instrument!r}",
-            errors=[{"field": field, "message": "unknown instrument"}],
-        )
+        raise invalid(field, f"unknown instrument {instrument!r}", "unknown instrument")
     for v in venues:
         if v not in s.settings.venues:
-            raise Problem(422, f"{field}: unknown venue {v!r}", errors=[{"field": field, "message": "unknown venue"}])
+            raise invalid(field, f"unknown venue {v!r}", "unknown venue")
 
 
 @router.get("/scan", response_model=ScanPage, summary="Ranked open opportunities with their cost breakdown")
@@ -67,11 +61,9 @@ async def scan(
 ) -> ScanPage:
     s = state(request)
     if limit > s.settings.api.max_scan_limit:
-        raise Problem(
-            422,
-            f"query.limit: {limit} is above this server's api.max_scan_limit ({s.settings.api.max_scan_limit})",
-            errors=[{"field": "query.limit", "message": "above api.max_scan_limit"}],
-        )
+        limit_max = s.settings.api.max_scan_limit
+        raise invalid("query.limit", f"{limit} is above this server's api.max_scan_limit ({limit_max})",
+                      "above api.max_scan_limit")  # fmt: skip
     _known(s, "query.instrument", instrument)
     _known(s, "query.venue", None, (venue,) if venue else ())
     if s.book.failing is not None and not s.book.caught_up.is_set():
@@ -97,11 +89,8 @@ async def scan(
 
 def _target(s: ApiState, body: ExecuteIn) -> tuple[str, OpportunityEvent | None]:
     if (body.opportunity_id is None) == (body.legs is None):
-        raise Problem(
-            422,
-            "body.opportunity_id: give exactly one of opportunity_id and legs",
-            errors=[{"field": "body.opportunity_id", "message": "exactly one of opportunity_id, legs"}],
-        )
+        raise invalid("body.opportunity_id", "give exactly one of opportunity_id and legs",
+                      "exactly one of opportunity_id, legs")  # fmt: skip
     if body.legs is not None:
         legs = body.legs
         _known(s, "body.legs.instrument", legs.instrument)
@@ -119,9 +108,7 @@ def _target(s: ApiState, body: ExecuteIn) -> tuple[str, OpportunityEvent | None]
     try:
         _, instrument, buy, sell, _ = parse_opportunity_id(oid)
     except ValueError as exc:
-        raise Problem(
-            422, f"body.opportunity_id: {exc}", errors=[{"field": "body.opportunity_id", "message": str(exc)}]
-        ) from None
+        raise invalid("body.opportunity_id", str(exc), str(exc)) from None
     _known(s, "body.opportunity_id", instrument, (buy, sell))
     return oid, s.book.open.get(oid)
 
@@ -134,15 +121,8 @@ def _check_amount(s: ApiState, body: ExecuteIn, event: OpportunityEvent | None) 
     notional = float(body.max_amount) * opp.vwap_buy * usd
     cap = s.settings.risk.max_order_notional_usd
     if notional > cap * 1.000001 and float(body.max_amount) <= opp.size:
-        raise Problem(
-            422,
-            f"body.max_amount: {body.max_amount} is {notional:.2f} USD, above risk.max_order_notional_usd ({cap:g})",
-            errors=[{"field": "body.max_amount", "message": "above the max order notional"}],
-        )
-
-
-def _hash(body: ExecuteIn) -> str:
-    return hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
+        raise invalid("body.max_amount", f"{body.max_amount} is {notional:.2f} USD, above "
+                      f"risk.max_order_notional_usd ({cap:g})", "above the max order notional")  # fmt: skip
 
 
 @router.post(
@@ -158,7 +138,7 @@ async def execute(
     request: Request,
     body: ExecuteIn,
     principal: Annotated[Principal, Depends(requires("trade"))],
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_PATTERN)],
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", pattern=REF_PATTERN)],
 ) -> JSONResponse:
     from arb.executor.commands import AnswerOverdue, NoTradingProcess, request_execution
 
@@ -168,17 +148,14 @@ async def execute(
     trading = await s.ledger.execution().load_trading_state()
     if trading is not None and trading.state == "halted":
         raise Problem(_UNSENT, f"the kill switch is engaged ({trading.reason}; by {trading.actor}); nothing was sent")
-    digest = _hash(body)
+    digest = request_digest(body)
     record, created = await s.store.begin_request(
         principal.key_id, "execute", idempotency_key, digest, resource_id=f"pending:{oid}", status="pending"
     )
     if not created:
         if record.request_sha256 != digest:
-            raise Problem(
-                422,
-                "header.Idempotency-Key: already used with a different request body; use a new key",
-                errors=[{"field": "header.Idempotency-Key", "message": "reused with a different body"}],
-            )
+            raise invalid("header.Idempotency-Key", "already used with a different request body; use a new key",
+                          "reused with a different body")  # fmt: skip
         if record.status == "pending":
             raise Problem(409, "a request with this Idempotency-Key is still in progress", headers={"Retry-After": "1"})
         return JSONResponse(
@@ -225,15 +202,13 @@ async def execute(
 
 
 def _problem(status: int, detail: str, request: Request, **extra: Any) -> dict[str, Any]:
-    from arb.api.problems import problem_body
-
     return problem_body(status, detail, instance=request.url.path, **extra)
 
 
 @router.get("/executions/{execution_id}", response_model=ExecutionOut, summary="An execution's status and orders")
 async def execution(
     request: Request,
-    execution_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")],
+    execution_id: Annotated[str, Path(pattern=REF_PATTERN)],
     principal: Annotated[Principal, Depends(requires("read"))],
 ) -> ExecutionOut:
     s = state(request)
@@ -259,15 +234,10 @@ async def stream(websocket: WebSocket) -> None:
     """Opportunity lifecycle events (opened / updated / closed) as JSON text frames, from now on. Authenticate with
     the `X-API-Key` or `Authorization` header, or an `api_key` query parameter for browsers (which cannot set headers
     on a WebSocket)."""
-    from arb.api.auth import IMPLIED
-
     s: ApiState = websocket.app.state.arb
-    token = websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
-    auth = websocket.headers.get("authorization", "")
-    if not token and auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
+    token = token_of(websocket) or websocket.query_params.get("api_key")
     principal = await websocket.app.state.keys.principal(token) if token else None
-    if principal is None or not principal.scopes & IMPLIED["read"]:
+    if principal is None or not principal.may("read"):
         await websocket.close(code=1008, reason="a valid API key with the read scope is required")
         return
     await websocket.accept()

@@ -21,6 +21,7 @@ from typing import Final
 
 import msgspec
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from arb.api.problems import Problem
 from arb.ledger.api import ApiRequestRecord, ApiStore, secret_hash, split_token
@@ -91,7 +92,8 @@ class RateLimiter:
         return (1.0 - tokens) / self.rate
 
 
-def token_of(request: Request) -> str | None:
+def token_of(request: HTTPConnection) -> str | None:
+    """The key a request or WebSocket carries: `Authorization: Bearer` (another scheme is no key) or `X-API-Key`."""
     auth = request.headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -109,7 +111,6 @@ async def authenticate(request: Request) -> Principal:
     if wait > 0:
         retry = max(1, int(wait + 0.999))
         raise Problem(429, f"rate limit of this key reached; retry in {retry} s", headers={"Retry-After": str(retry)})
-    request.state.principal = principal
     return principal
 
 

@@ -26,8 +26,8 @@ from fastapi import Path as PathParam
 
 from arb import tasks
 from arb.api.auth import Principal, owned, requires
-from arb.api.problems import Problem
-from arb.api.schemas import BacktestIn, JobOut
+from arb.api.problems import Problem, invalid
+from arb.api.schemas import REF_PATTERN, BacktestIn, JobOut, request_digest
 from arb.api.state import state
 from arb.ledger.api import ApiStore
 
@@ -57,7 +57,7 @@ class Jobs:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def busy(self) -> bool:
-        return sum(j.status in ("queued", "running") for j in self.running.values()) >= self._limit
+        return len(self.running) >= self._limit  # a job leaves `running` when it ends
 
     def start(self, job: Job, tape: Path, latency_ms: list[float]) -> None:
         self.running[job.job_id] = job
@@ -149,24 +149,17 @@ async def run(
     request: Request,
     body: BacktestIn,
     principal: Annotated[Principal, Depends(requires("trade"))],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.:-]{1,128}$")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", pattern=REF_PATTERN)] = None,
 ) -> JobOut:
     s = state(request)
     if body.type == "directional":
         raise Problem(503, "directional backtests need the directional layer, which this server does not have yet")
     if len(body.latency_ms) > s.settings.api.max_backtest_latencies:
-        raise Problem(
-            422,
-            f"body.latency_ms: at most {s.settings.api.max_backtest_latencies} latency settings per job",
-            errors=[{"field": "body.latency_ms", "message": "too many latency settings"}],
-        )
+        raise invalid("body.latency_ms", f"at most {s.settings.api.max_backtest_latencies} latency settings per job",
+                      "too many latency settings")  # fmt: skip
     root, tape = _tape_path(s.settings.api.tapes_dir, body.tape)
     if tape.parent != root or not (tape / "manifest.json").is_file():
-        raise Problem(
-            422,
-            f"body.tape: no tape {body.tape!r} in the server's tapes directory",
-            errors=[{"field": "body.tape", "message": "unknown tape"}],
-        )
+        raise invalid("body.tape", f"no tape {body.tape!r} in the server's tapes directory", "unknown tape")
     if s.jobs.busy():
         raise Problem(
             429,
@@ -174,7 +167,7 @@ async def run(
             headers={"Retry-After": "10"},
         )
     job_id = secrets.token_hex(8)
-    digest = msgspec.json.encode(body.model_dump(mode="json")).hex()[:64]
+    digest = request_digest(body)
     record, created = await s.store.begin_request(
         principal.key_id, "backtest", idempotency_key or job_id, digest, resource_id=job_id, status="queued"
     )

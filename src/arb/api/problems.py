@@ -50,6 +50,12 @@ class Problem(Exception):
         self.extra = extra
 
 
+def invalid(field: str, detail: str, message: str) -> Problem:
+    """A 422 naming `field` (`body.x`, `query.x`, `header.X`) the way request validation does: in `detail` and in
+    `errors`, for checks the schema cannot express (the settings' instruments and limits)."""
+    return Problem(422, f"{field}: {detail}", errors=[{"field": field, "message": message}])
+
+
 def problem_body(
     status: int, detail: str, *, title: str | None = None, instance: str = "", **extra: Any
 ) -> dict[str, Any]:
@@ -66,10 +72,16 @@ def problem_body(
 
 
 def response(
-    status: int, detail: str, *, instance: str = "", headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    instance: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, detail, instance=instance, **extra),
+        problem_body(status, detail, title=title, instance=instance, **extra),
         status_code=status,
         headers=headers,
         media_type=PROBLEM_JSON,
@@ -92,11 +104,8 @@ def _safe(value: Any) -> Any:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return JSONResponse(
-            problem_body(exc.status, exc.detail, title=exc.title, instance=request.url.path, **exc.extra),
-            status_code=exc.status,
-            headers=exc.headers,
-            media_type=PROBLEM_JSON,
+        return response(
+            exc.status, exc.detail, title=exc.title, instance=request.url.path, headers=exc.headers, **exc.extra
         )
 
     @app.exception_handler(RequestValidationError)

@@ -3,11 +3,14 @@ finite), so the OpenAPI schema says exactly what is accepted and what comes back
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+REF_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+"""An `Idempotency-Key` or an execution id: printable, no separators a log or a key name would trip on."""
 OPPORTUNITY_ID_PATTERN = r"^[a-z]+:[A-Za-z0-9/._-]+:[A-Za-z0-9_.-]+>[A-Za-z0-9_.-]+:[0-9]+$"
 OpportunityId = Annotated[str, StringConstraints(pattern=OPPORTUNITY_ID_PATTERN, max_length=200)]
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9/._-]+$", min_length=1, max_length=64)]
@@ -16,6 +19,11 @@ Kind = Literal["spot", "basis", "triangular"]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def request_digest(body: BaseModel) -> str:
+    """What an idempotent request is remembered by: the SHA-256 of its body as validated (defaults left out)."""
+    return hashlib.sha256(body.model_dump_json(exclude_none=True).encode()).hexdigest()
 
 
 class Out(BaseModel):

@@ -3,7 +3,7 @@ lifespan; no module-level globals, so two apps in one process, as in tests, neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -25,8 +25,6 @@ class ApiState:
     store: ApiStore
     book: OpportunityBook
     jobs: Jobs
-    started_ns: int = 0
-    notes: dict[str, str] = field(default_factory=dict)
 
 
 def state(request: Request) -> ApiState:
