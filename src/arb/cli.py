@@ -452,11 +452,11 @@ def execute_cmd(
     """Execute one opportunity now, through the running `arb run` (same Redis: ARB_REDIS_URL); exit 0 if it traded."""
     import msgspec
 
-    from arb.executor.commands import AnswerOverdue, NoTradingProcess, request_execution
+    from arb.executor.commands import AnswerOverdue, NoTradingProcess, opportunity_id_problem, request_execution
     from arb.grid import GridError, GridLayout, PriceGrid
 
     settings = _load(config)
-    problem = _opportunity_id_problem(settings, opportunity_id)
+    problem = opportunity_id_problem(settings, opportunity_id)
     if problem is not None:
         raise _fail(problem)
     if settings.redis_url is None:
@@ -488,22 +488,6 @@ def execute_cmd(
         )
     ok = answer.executed and (answer.outcome or {}).get("status") in ("done", "hedged")
     raise typer.Exit(0 if ok else 1)
-
-
-def _opportunity_id_problem(settings: Settings, oid: str) -> str | None:
-    """Why `oid` cannot be an opportunity id of these settings (scanner ids: kind:instrument:buy>sell:data_ns)."""
-    from arb.model import parse_opportunity_id
-
-    try:
-        _, instrument, buy, sell, _ = parse_opportunity_id(oid)
-    except ValueError as exc:
-        return str(exc)
-    if instrument not in settings.instruments:
-        return f"{oid!r}: unknown instrument {instrument!r}"
-    unknown = [v for v in (buy, sell) if v not in settings.venues]
-    if unknown:
-        return f"{oid!r}: unknown venue {unknown[0]!r}"
-    return None
 
 
 async def _with_store(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
@@ -867,6 +851,21 @@ api_key_app = typer.Typer(help="API keys of the REST API (stored hashed in the l
 app.add_typer(api_key_app, name="api-key")
 
 
+def _with_api_keys(settings: Settings, fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """`fn` on the ledger's API keys (`arb.ledger.api.ApiStore`); a ledger failure exits naming the masked URL."""
+    from arb.ledger import LedgerError, open_ledger
+    from arb.ledger.api import ApiStore
+
+    async def run() -> T:
+        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
+            return await fn(ApiStore(ledger))
+
+    try:
+        return _run(run)
+    except LedgerError as exc:
+        raise _ledger_failed(settings, exc) from None
+
+
 @api_key_app.command("create")
 def api_key_create(
     scope: Annotated[list[str], typer.Option("--scope", help="read, trade or admin; repeat for several.")],
@@ -875,8 +874,7 @@ def api_key_create(
     json: JsonOpt = False,
 ) -> None:
     """Create a key; its token is printed once and never stored (only its hash is)."""
-    from arb.ledger import LedgerError, open_ledger
-    from arb.ledger.api import ApiStore, check_scopes
+    from arb.ledger.api import check_scopes
 
     try:
         scopes = check_scopes(x.strip() for s in scope for x in s.split(","))
@@ -885,15 +883,7 @@ def api_key_create(
     if not name.strip():
         raise _fail("--name: say who or what uses the key")
     settings = _load(config)
-
-    async def create() -> Any:
-        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
-            return await ApiStore(ledger).create_key(name, scopes)
-
-    try:
-        record, token = _run(create)
-    except LedgerError as exc:
-        raise _ledger_failed(settings, exc) from None
+    record, token = _with_api_keys(settings, lambda store: store.create_key(name, scopes))
     if json:
         _print_json({"key_id": record.id, "name": record.name, "scopes": sorted(record.scopes), "token": token})
         return
@@ -905,19 +895,8 @@ def api_key_create(
 @api_key_app.command("list")
 def api_key_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
     """Every key with its scopes and whether it is revoked (never a secret)."""
-    from arb.ledger import LedgerError, open_ledger
-    from arb.ledger.api import ApiStore
-
     settings = _load(config)
-
-    async def read() -> Any:
-        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
-            return await ApiStore(ledger).keys()
-
-    try:
-        keys = _run(read)
-    except LedgerError as exc:
-        raise _ledger_failed(settings, exc) from None
+    keys = _with_api_keys(settings, lambda store: store.keys())
     rows = [{"key_id": k.id, "name": k.name, "scopes": sorted(k.scopes), "created_ns": k.created_ns,
              "revoked": k.revoked_ns is not None} for k in keys]  # fmt: skip
     if json:
@@ -931,19 +910,8 @@ def api_key_list(config: ConfigOpt = None, json: JsonOpt = False) -> None:
 def api_key_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (from `arb api-key list`).")],
                    config: ConfigOpt = None) -> None:  # fmt: skip
     """Revoke a key: every API process refuses it within 2 s."""
-    from arb.ledger import LedgerError, open_ledger
-    from arb.ledger.api import ApiStore
-
     settings = _load(config)
-
-    async def revoke() -> bool:
-        async with open_ledger(settings.database_url.get_secret_value()) as ledger:
-            return await ApiStore(ledger).revoke_key(key_id)
-
-    try:
-        done = _run(revoke)
-    except LedgerError as exc:
-        raise _ledger_failed(settings, exc) from None
+    done = _with_api_keys(settings, lambda store: store.revoke_key(key_id))
     if not done:
         raise _fail(f"no usable key {key_id!r} (unknown or already revoked)", 1)
     out.print(f"key {key_id} revoked")

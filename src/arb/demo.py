@@ -40,7 +40,7 @@ from rich.live import Live
 from rich.table import Table
 
 from arb.config import Settings
-from arb.config.coverage import ASSET_CLASSES, coverage
+from arb.config.coverage import ASSET_CLASSES, coverage, instruments_covered
 from arb.grid.embedded import EmbeddedRedis
 from arb.logs import mask_url
 from arb.model import Opportunity, OpportunityEvent, VenueHealth, latency_percentile_ms, merge_histograms
@@ -699,7 +699,7 @@ async def _sample(grid: Any, watch: _Watch, n_serving: int) -> None:
     watch.health = await grid.read_health()
     snap = await grid.read_grid()
     fresh = snap.fresh_mask()
-    watch.covered = int((fresh.sum(axis=1) >= 2).sum())
+    watch.covered = instruments_covered(fresh)
     present = snap.present
     if present.any():
         ages = (snap.taken_ns - snap.ts_recv[present]) / 1e6

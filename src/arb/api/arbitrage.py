@@ -22,8 +22,9 @@ from arb.api.auth import Principal, owned, requires, token_of
 from arb.api.problems import Problem, invalid, problem_body
 from arb.api.schemas import REF_PATTERN, ExecuteIn, ExecutionOut, Kind, Name, OpportunityOut, ScanPage, request_digest
 from arb.api.state import ApiState, state
+from arb.executor.commands import AnswerOverdue, NoTradingProcess, opportunity_id_problem, request_execution
 from arb.grid.errors import GridError
-from arb.model import OpportunityEvent, parse_opportunity_id
+from arb.model import OpportunityEvent
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/arbitrage", tags=["arbitrage"])
@@ -105,11 +106,9 @@ def _target(s: ApiState, body: ExecuteIn) -> tuple[str, OpportunityEvent | None]
             f"selling on {legs.sell_venue}; nothing was sent",
         )
     oid = body.opportunity_id or ""
-    try:
-        _, instrument, buy, sell, _ = parse_opportunity_id(oid)
-    except ValueError as exc:
-        raise invalid("body.opportunity_id", str(exc), str(exc)) from None
-    _known(s, "body.opportunity_id", instrument, (buy, sell))
+    problem = opportunity_id_problem(s.settings, oid)
+    if problem is not None:
+        raise invalid("body.opportunity_id", problem, problem)
     return oid, s.book.open.get(oid)
 
 
@@ -140,8 +139,6 @@ async def execute(
     principal: Annotated[Principal, Depends(requires("trade"))],
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", pattern=REF_PATTERN)],
 ) -> JSONResponse:
-    from arb.executor.commands import AnswerOverdue, NoTradingProcess, request_execution
-
     s = state(request)
     oid, event = _target(s, body)
     _check_amount(s, body, event)

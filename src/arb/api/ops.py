@@ -17,6 +17,7 @@ from arb.api.auth import Principal, requires
 from arb.api.problems import Problem
 from arb.api.schemas import CheckOut, HealthOut, VenueOut
 from arb.api.state import state
+from arb.config.coverage import instruments_covered
 from arb.grid.errors import GridError
 from arb.ledger import LedgerError
 from arb.model import latency_percentile_ms
@@ -33,14 +34,13 @@ async def health(request: Request, _: Annotated[Principal, Depends(requires("rea
     connected = covered = 0
     grid_age: float | None = None
     try:
-        await s.grid.ping()
         healths = await s.grid.read_health()
         snap = await s.grid.read_grid()
         now = time.time_ns()
         connected = sum(
             h.state == "connected" and (now - h.published_ns) / 1e9 < FRESH_HEALTH_S for h in healths.values()
         )
-        covered = int((snap.fresh_mask().sum(axis=1) >= 2).sum())
+        covered = instruments_covered(snap.fresh_mask())
         if snap.present.any():
             grid_age = max(0.0, float(snap.taken_ns - snap.ts_recv[snap.present].max()) / 1e9)
         checks["redis"] = CheckOut(ok=True, detail="grid Redis answers")

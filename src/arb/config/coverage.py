@@ -6,14 +6,24 @@ Kept apart from the CLI because the API and the coverage alerts report the same 
 from __future__ import annotations
 
 from collections import Counter
-from typing import get_args
+from typing import Final, get_args
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from arb.config.schema import Settings
 from arb.model import AssetClass
 
 ASSET_CLASSES: tuple[str, ...] = get_args(AssetClass)
+MIN_FRESH_VENUES: Final = 2
+"""An instrument is covered while at least this many venues quote it fresh (one venue is no arbitrage)."""
+
+
+def instruments_covered(fresh: npt.NDArray[np.bool_]) -> int:
+    """Covered instruments in a fresh mask (instrument x venue, the grid's layout): one definition for the demo, the
+    API's health and the InstrumentCoverageLow alert's gauge."""
+    return int((fresh.sum(axis=1) >= MIN_FRESH_VENUES).sum())
 
 
 class VenueCoverage(msgspec.Struct, frozen=True):

@@ -30,8 +30,10 @@ import msgspec
 from arb import tasks
 from arb.grid.errors import GridError
 from arb.grid.store import redis_errors, stream_entries
+from arb.model import parse_opportunity_id
 
 if TYPE_CHECKING:
+    from arb.config import Settings
     from arb.executor.engine import Outcome
     from arb.grid.store import PriceGrid
 
@@ -153,6 +155,21 @@ class CommandServer:
                 await pipe.execute()
         except GridError as exc:
             log.error("execute.answer_unwritten request=%s error=%r", request_id, str(exc))
+
+
+def opportunity_id_problem(settings: Settings, oid: str) -> str | None:
+    """Why `oid` cannot be an opportunity id of these settings (scanner ids: kind:instrument:buy>sell:data_ns), checked
+    before a request is made (`arb execute`, `POST /arbitrage/execute`); None when it can."""
+    try:
+        _, instrument, buy, sell, _ = parse_opportunity_id(oid)
+    except ValueError as exc:
+        return str(exc)
+    if instrument not in settings.instruments:
+        return f"{oid!r}: unknown instrument {instrument!r}"
+    unknown = [v for v in (buy, sell) if v not in settings.venues]
+    if unknown:
+        return f"{oid!r}: unknown venue {unknown[0]!r}"
+    return None
 
 
 class NoTradingProcess(Exception):

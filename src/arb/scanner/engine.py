@@ -413,7 +413,7 @@ class Scanner:
     def export_coverage(self, now_ns: int | None = None) -> None:
         """Set the coverage gauges from the mirror: the figures the coverage alerts judge (VenueCoverageLow counts
         centralized exchanges, as `coverage.min_exchanges` does; an instrument is covered with two fresh venues)."""
-        from arb.config.coverage import coverage
+        from arb.config.coverage import coverage, instruments_covered
 
         if self._required is None:
             c = coverage(self.settings)
@@ -423,7 +423,7 @@ class Scanner:
         now = self._now_ns() if now_ns is None else now_ns
         fresh = self.mirror.fresh_mask(now)
         VENUES_CONNECTED.set(int((fresh.any(axis=0) & self._cex).sum()))
-        INSTRUMENTS_COVERED.set(int((fresh.sum(axis=1) >= 2).sum()))
+        INSTRUMENTS_COVERED.set(instruments_covered(fresh))
         newest = int(self.mirror.ts_recv.max()) if self.mirror.ts_recv.size else 0
         GRID_AGE_SECONDS.set((now - newest) / 1e9 if newest > 0 else float("inf"))
 
