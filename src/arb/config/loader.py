@@ -184,7 +184,33 @@ def _cross_check(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
                 bad(path, f"duplicate instrument: {vid} symbol {symbol!r} is already mapped by {previous!r}")
             for msg in _symbol_problems(settings, inst.quote, vid, symbol):
                 bad(path, msg)
-    return problems + _type_problems(settings, origin)
+    return problems + _type_problems(settings, origin) + _strategy_problems(settings, origin)
+
+
+def _strategy_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
+    """The directional layer fetches candles from one CEX venue, for instruments that venue lists."""
+    candles = settings.strategy.candles
+    where = ("strategy", "candles")
+    venue = settings.venues.get(candles.venue)
+    if venue is None or venue.kind != "cex":
+        return [
+            f"{_origin_of((*where, 'venue'), origin)}: strategy.candles.venue: {candles.venue!r} is not a configured "
+            "CEX venue (candles come from its fetch_ohlcv)"
+        ]
+    problems = []
+    for i, iid in enumerate(candles.assets):
+        inst = settings.instruments.get(iid)
+        path = (*where, "assets", i)
+        if inst is None:
+            problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: unknown instrument {iid!r}")
+        elif candles.venue not in inst.venues:
+            problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: {iid!r} is not listed on {candles.venue}")
+    weights = [s.name for s in settings.strategy.sentiment.sources]
+    dupes = sorted({n for n in weights if weights.count(n) > 1})
+    if dupes:
+        path = ("strategy", "sentiment", "sources")
+        problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: duplicate source names {dupes}")
+    return problems
 
 
 def _type_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:

@@ -333,6 +333,127 @@ class MetricsSettings(Strict):
     """Bind address (all interfaces by default, as exporters do: Prometheus scrapes from its own container)."""
 
 
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class CandleSettings(Strict):
+    """1H candles for the directional layer (`arb strategy fetch`), stored as Parquet under `data_dir`."""
+
+    venue: Annotated[str, Field(min_length=1)] = "binance"
+    """The venue whose `fetch_ohlcv` serves the candles (a configured CEX venue; its `urls:` override applies)."""
+    timeframe: Literal["1h"] = "1h"
+    assets: list[str] = []
+    """Instrument ids to trade; empty: the 100 largest crypto instruments of instruments.yaml, in file order."""
+    history_days: Annotated[int, Field(ge=1, le=3650)] = 365
+    """How far back a first fetch goes; later fetches resume after the last stored candle."""
+    page_limit: Annotated[int, Field(ge=1, le=5000)] = 1000
+    data_dir: Annotated[str, Field(min_length=1)] = "data/candles"
+    spike_sigma: Annotated[float, Field(gt=1, allow_inf_nan=False)] = 10.0
+    """A bar whose log return is beyond this many rolling robust sigmas (median absolute deviation) is clipped."""
+
+
+class SentimentSource(Strict):
+    """One text source: an RSS/Atom feed, a JSON news API (CryptoPanic/NewsAPI style) or a local JSONL file."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: Literal["rss", "json", "jsonl"]
+    url: Annotated[str, Field(min_length=1)]
+    """http(s) URL for rss/json; a file path for jsonl. An API token goes in `token_env`, never here."""
+    weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    items_key: str | None = None
+    """json: the key holding the list of items (`results` for CryptoPanic, `articles` for NewsAPI); None: auto."""
+    token_env: str | None = None
+    """Name of the environment variable holding the source's API token (sent as the `auth_token`/`apiKey` query)."""
+
+
+class SentimentSettings(Strict):
+    """The news sentiment index S(t) = Σ w_source · decay(t − t_item) · score_item, per asset."""
+
+    sources: list[SentimentSource] = []
+    half_life_hours: PositiveFloat = 6.0
+    lookback_hours: PositiveFloat = 72.0
+    """Items older than this no longer count (their weight is below 2^-12 at the default half-life anyway)."""
+    aliases: dict[str, list[str]] = {}
+    """Asset (base currency, e.g. BTC) -> extra names that map a headline to it (e.g. [bitcoin, btc])."""
+    transformer_model: str | None = None
+    """Path of a locally installed transformers sentiment model; blended with VADER. Never downloaded at run time."""
+    poll_interval_s: PositiveFloat = 300.0
+
+
+class RewardWeights(Strict):
+    """reward = α·PnL + β·Sharpe − γ·Drawdown − δ·Risk, plus an extra penalty on drawdown early in an episode."""
+
+    alpha: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    beta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.05
+    gamma: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.5
+    delta: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.01
+    early_drawdown: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    """Extra weight on drawdown in the first `early_steps` steps of an episode (a bad start is punished harder)."""
+    early_steps: Annotated[int, Field(ge=0)] = 48
+
+
+class RLSettings(Strict):
+    """The RL agent (`arb.strategy.rl`): environment costs, reward and training budget."""
+
+    algo: Literal["ppo", "dqn", "sac"] = "ppo"
+    action_space: Literal["discrete", "continuous"] = "discrete"
+    window: Annotated[int, Field(ge=1, le=512)] = 24
+    """Bars of history in one observation."""
+    total_timesteps: Annotated[int, Field(ge=1, le=100_000_000)] = 20_000
+    """The default training budget (per walk-forward window)."""
+    episode_bars: Annotated[int, Field(ge=2)] = 720
+    taker_fee: Fraction = 0.0005
+    maker_fee: Fraction = 0.0002
+    slippage_bps: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 1.0
+    """Slippage on a trade of `slippage_ref_notional` (bps); it grows with the square root of the traded notional."""
+    slippage_ref_notional: PositiveFloat = 10_000.0
+    leverage: Annotated[float, Field(gt=0, le=3, allow_inf_nan=False)] = 1.0
+    maintenance_margin: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.005
+    initial_equity: PositiveFloat = 10_000.0
+    reward: RewardWeights = RewardWeights()
+    seed: Annotated[int, Field(ge=0)] = 7
+    models_dir: Annotated[str, Field(min_length=1)] = "models"
+    ensemble_alpha: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
+    """Blend α·PPO + (1−α)·SAC of the two agents' target positions; 1.0 uses PPO alone (no SAC trained)."""
+
+
+class DirectionalRisk(Strict):
+    """Risk rules of directional positions, separate from arbitrage inventory."""
+
+    risk_per_trade: Annotated[float, Field(ge=0.001, le=0.02, allow_inf_nan=False)] = 0.01
+    """Fraction of equity lost if the stop is hit (the spec's 1–2 %)."""
+    atr_stop_multiple: PositiveFloat = 2.0
+    take_profit_multiple: PositiveFloat = 3.0
+    trailing_stop_multiple: PositiveFloat = 2.0
+    kelly_cap: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.25
+    max_open_positions: Annotated[int, Field(ge=1, le=1000)] = 5
+    daily_loss_stop: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.03
+    """Fraction of the day's starting equity; past it no new directional position opens until the next UTC day."""
+    leverage_cap: Annotated[float, Field(gt=0, le=3, allow_inf_nan=False)] = 3.0
+    min_confidence: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.55
+
+
+class WalkForwardSettings(Strict):
+    train_bars: Annotated[int, Field(ge=100)] = 2000
+    test_bars: Annotated[int, Field(ge=10)] = 500
+    step_bars: Annotated[int, Field(ge=10)] | None = None
+    """Bars between window starts; None: `test_bars` (test windows tile the data without overlap)."""
+
+
+class StrategySettings(Strict):
+    """The directional layer (`arb strategy ...`): candles, sentiment, RL agent, risk rules, walk-forward."""
+
+    candles: CandleSettings = CandleSettings()
+    sentiment: SentimentSettings = SentimentSettings()
+    rl: RLSettings = RLSettings()
+    risk: DirectionalRisk = DirectionalRisk()
+    walk_forward: WalkForwardSettings = WalkForwardSettings()
+    signal_interval_s: PositiveFloat = 3600.0
+    equity_usd: PositiveFloat = 10_000.0
+    """Equity the paper directional book sizes positions from."""
+    stream_maxlen: Annotated[int, Field(gt=0)] = 10_000
+
+
 class Settings(BaseSettings):
     """Everything arb runs on. Built by `arb.config.load_settings`: shipped YAML < user file < `ARB_*` env vars."""
 
@@ -358,6 +479,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
+    strategy: StrategySettings = StrategySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -283,3 +283,26 @@ def test_bad_router_address_is_refused(tmp_path: Path) -> None:
 
     assert len(problems) == 1
     assert problems[0].startswith(f"{user}:3: venues.uniswap_v2.router: String should match pattern")
+
+
+def test_strategy_candles_from_an_unknown_venue_or_asset_are_refused_naming_them(tmp_path: Path) -> None:
+    user = write(
+        tmp_path,
+        "strategy:\n  candles:\n    assets: [BTC/USD, NOPE/USD]\n",
+    )
+    assert problems_of(user) == [f"{user}:3: strategy.candles.assets.1: unknown instrument 'NOPE/USD'"]
+
+    user = write(tmp_path, "strategy:\n  candles:\n    venue: nowhere\n", "venue.yaml")
+    (problem,) = problems_of(user)
+    assert "strategy.candles.venue: 'nowhere' is not a configured CEX venue" in problem
+
+
+def test_strategy_reward_weights_and_risk_caps_are_validated(tmp_path: Path) -> None:
+    user = write(
+        tmp_path,
+        "strategy:\n  rl: {leverage: 5, reward: {gamma: -1}}\n  risk: {risk_per_trade: 0.05}\n",
+    )
+    problems = problems_of(user)
+    assert any("strategy.rl.leverage" in p for p in problems)
+    assert any("strategy.rl.reward.gamma" in p for p in problems)
+    assert any("strategy.risk.risk_per_trade" in p for p in problems)
