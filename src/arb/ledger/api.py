@@ -13,20 +13,17 @@ one wins; the other reads the winner's row and answers what it answers (FAULTS E
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
 from sqlalchemy import Row, Select, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from arb.ledger.errors import OUTAGE_ERRORS, LedgerUnavailable, describe
 from arb.ledger.schema import API_KEYS, API_REQUESTS
 from arb.ledger.store import Ledger
 
@@ -118,7 +115,7 @@ class ApiStore:
             raise ValueError("a key needs a name (who or what uses it)")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
         record = ApiKeyRecord(id=key_id, name=name.strip(), scopes=wanted, created_ns=time.time_ns())
-        async with self._write("create_api_key") as connection:
+        async with self._ledger.transaction("create_api_key") as connection:
             await connection.execute(
                 insert(API_KEYS).values(
                     id=key_id, name=record.name, scopes=",".join(sorted(wanted)),
@@ -149,7 +146,7 @@ class ApiStore:
 
     async def revoke_key(self, key_id: str) -> bool:
         """True if the key existed and was usable; revoking twice is harmless."""
-        async with self._write("revoke_api_key") as connection:
+        async with self._ledger.transaction("revoke_api_key") as connection:
             result = await connection.execute(
                 update(API_KEYS)
                 .where(API_KEYS.c.id == key_id, API_KEYS.c.revoked_ns.is_(None))
@@ -168,7 +165,7 @@ class ApiStore:
             "resource_id": resource_id, "status": status, "result": "{}", "created_ns": now, "updated_ns": now,
         }  # fmt: skip
         try:
-            async with self._write("begin_api_request") as connection:
+            async with self._ledger.transaction("begin_api_request") as connection:
                 await connection.execute(insert(API_REQUESTS).values(**values))
             created = True
         except IntegrityError:
@@ -185,7 +182,7 @@ class ApiStore:
         values["updated_ns"] = time.time_ns()
         if resource_id is not None:
             values["resource_id"] = resource_id
-        async with self._write("finish_api_request") as connection:
+        async with self._ledger.transaction("finish_api_request") as connection:
             await connection.execute(update(API_REQUESTS).where(API_REQUESTS.c.id == request_id).values(**values))
 
     async def request_for(self, kind: str, resource_id: str) -> ApiRequestRecord | None:
@@ -200,17 +197,6 @@ class ApiStore:
         if status:
             query = query.where(c.status.in_(status))
         return [_request(r) for r in await self._read("api_requests", query.order_by(c.id))]
-
-    @contextlib.asynccontextmanager
-    async def _write(self, operation: str) -> AsyncIterator[AsyncConnection]:
-        self._ledger._check_open()
-        try:
-            async with self._ledger.engine.begin() as connection:
-                yield connection
-        except IntegrityError:
-            raise
-        except OUTAGE_ERRORS as e:
-            raise LedgerUnavailable(operation, describe(e)) from e
 
     async def _read(self, operation: str, query: Select[Any]) -> Sequence[Row[Any]]:
         return await self._ledger._read(operation, query)

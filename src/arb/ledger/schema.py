@@ -12,7 +12,9 @@ needs more than `Numeric`). Times are UTC nanoseconds in BIGINT, like every time
 Tables: `opportunities` / `opportunity_events` (the scanner's lifecycles, rev 0001); `execution_intents`, `orders`,
 `order_events`, `fills`, `trading_state`, `risk_events` (execution and risk, rev 0002, written through
 `arb.ledger.execution`); `api_keys`, `api_requests` (the REST API's principals and their idempotent requests, rev 0003,
-written through `arb.ledger.api`).
+written through `arb.ledger.api`); `strategy_models`, `strategy_signals`, `strategy_positions` (the directional layer's
+trained agents, hourly signals and paper positions, kept apart from arbitrage inventory, rev 0004, written through
+`arb.ledger.strategy`).
 """
 
 from __future__ import annotations
@@ -352,6 +354,83 @@ class ApiRequestRow(Base):
     )
 
 
+class StrategyModelRow(Base):
+    """A trained agent version (`arb strategy train`): where its files are, what it was trained on and how it did, so a
+    signal can always be traced to the exact model, data range and settings that produced it."""
+
+    __tablename__ = "strategy_models"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    algo: Mapped[str] = mapped_column(String)
+    path: Mapped[str] = mapped_column(Text)
+    assets: Mapped[str] = mapped_column(Text)
+    data_from_ns: Mapped[int] = mapped_column(BigInteger)
+    data_to_ns: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[str] = mapped_column(Text)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class StrategySignalRow(Base):
+    """One directional signal: an asset's direction, confidence and size at the close of bar `bar_ns`, with the
+    inputs that made it (sentiment, the agent's raw target) and the model that spoke. Unique per (asset, bar, model):
+    a rerun of the same hour does not duplicate it. Market-data estimates, hence DOUBLE PRECISION."""
+
+    __tablename__ = "strategy_signals"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    asset: Mapped[str] = mapped_column(String)
+    bar_ns: Mapped[int] = mapped_column(BigInteger)
+    model_id: Mapped[str] = mapped_column(String)
+    direction: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Double)
+    sentiment: Mapped[float] = mapped_column(Double)
+    agent_target: Mapped[float] = mapped_column(Double)
+    price: Mapped[float] = mapped_column(Double)
+    atr: Mapped[float] = mapped_column(Double)
+    size: Mapped[float] = mapped_column(Double)
+    notional_usd: Mapped[float] = mapped_column(Double)
+    stop: Mapped[float | None] = mapped_column(Double)
+    take_profit: Mapped[float | None] = mapped_column(Double)
+    reason: Mapped[str] = mapped_column(String)
+    created_ns: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        UniqueConstraint("asset", "bar_ns", "model_id", name="uq_strategy_signals_asset_bar_model"),
+        CheckConstraint("direction IN (-1, 0, 1)", name="direction"),
+        Index("ix_strategy_signals_bar_ns", "bar_ns"),
+    )
+
+
+class StrategyPositionRow(Base):
+    """A directional paper position, separate from the arbitrage book: opened from a signal, closed by a later signal,
+    its stop, take-profit or trailing stop. Booked money, hence `Money`."""
+
+    __tablename__ = "strategy_positions"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    asset: Mapped[str] = mapped_column(String)
+    venue: Mapped[str] = mapped_column(String)
+    side: Mapped[str] = mapped_column(String)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    entry_price: Mapped[Decimal] = mapped_column(Money)
+    stop: Mapped[Decimal] = mapped_column(Money)
+    take_profit: Mapped[Decimal] = mapped_column(Money)
+    trail_distance: Mapped[Decimal] = mapped_column(Money)
+    opened_ns: Mapped[int] = mapped_column(BigInteger)
+    signal_id: Mapped[int] = mapped_column(ForeignKey("strategy_signals.id"))
+    exit_price: Mapped[Decimal | None] = mapped_column(Money)
+    closed_ns: Mapped[int | None] = mapped_column(BigInteger)
+    close_reason: Mapped[str | None] = mapped_column(String)
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money)
+    fees: Mapped[Decimal] = mapped_column(Money)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("side", ("buy", "sell")), name="side"),
+        Index("ix_strategy_positions_asset", "asset"),
+    )
+
+
 OPPORTUNITIES: Final[Table] = Base.metadata.tables["opportunities"]
 OPPORTUNITY_EVENTS: Final[Table] = Base.metadata.tables["opportunity_events"]
 INTENTS: Final[Table] = Base.metadata.tables["execution_intents"]
@@ -362,4 +441,7 @@ TRADING_STATE: Final[Table] = Base.metadata.tables["trading_state"]
 RISK_EVENTS: Final[Table] = Base.metadata.tables["risk_events"]
 API_KEYS: Final[Table] = Base.metadata.tables["api_keys"]
 API_REQUESTS: Final[Table] = Base.metadata.tables["api_requests"]
+STRATEGY_MODELS: Final[Table] = Base.metadata.tables["strategy_models"]
+STRATEGY_SIGNALS: Final[Table] = Base.metadata.tables["strategy_signals"]
+STRATEGY_POSITIONS: Final[Table] = Base.metadata.tables["strategy_positions"]
 """The tables as Core `Table`s, for the writers' bulk upserts and the queries (no ORM session on any path)."""

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 from sqlalchemy import Row, Select, select
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from arb.ledger.errors import OUTAGE_ERRORS, CorruptRecord, LedgerUnavailable, describe
 from arb.ledger.migrate import create_engine, create_sync_sqlite_engine, mask, upgrade_to_head
@@ -180,6 +180,20 @@ class Ledger:
                 result = await connection.execute(query)
                 rows: Sequence[Row[Any]] = result.all()
                 return rows
+        except OUTAGE_ERRORS as e:
+            raise LedgerUnavailable(operation, describe(e)) from e
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[AsyncConnection]:
+        """One transaction on the async engine (committed when the block exits, rolled back if it raises), with an
+        outage mapped to LedgerUnavailable naming `operation`; an IntegrityError (a unique key raced) propagates as
+        is, for the caller to treat as "already there"."""
+        self._check_open()
+        try:
+            async with self._engine.begin() as connection:
+                yield connection
+        except IntegrityError:
+            raise
         except OUTAGE_ERRORS as e:
             raise LedgerUnavailable(operation, describe(e)) from e
 

@@ -24,6 +24,7 @@ from .conftest import Database
 EXECUTION = {"execution_intents", "orders", "order_events", "fills", "trading_state", "risk_events"}
 OPPORTUNITY = {"opportunities", "opportunity_events"}
 API = {"api_keys", "api_requests"}
+STRATEGY = {"strategy_models", "strategy_signals", "strategy_positions"}
 
 
 async def migrate(url: str, revision: str, *, down: bool = False) -> None:
@@ -81,7 +82,7 @@ async def test_0002_upgrades_a_0001_ledger_keeping_its_opportunities(empty_db: D
     assert ledger.revision == head_revision()
     assert kept is not None
     assert kept.opportunity == opportunity("o1")
-    assert await tables(empty_db.url) == EXECUTION | OPPORTUNITY | API | {VERSION_TABLE}
+    assert await tables(empty_db.url) == EXECUTION | OPPORTUNITY | API | STRATEGY | {VERSION_TABLE}
     assert remaining == []  # the migrations build exactly what the models describe
 
 

@@ -41,4 +41,4 @@ def test_sqlite_files_and_postgresql_are_accepted(url: str) -> None:
 
 
 def test_the_code_knows_its_newest_schema_revision() -> None:
-    assert head_revision() == "0003"
+    assert head_revision() == "0004"
