@@ -10,16 +10,18 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+import msgspec
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from arb.api.auth import Principal, requires
-from arb.api.problems import Problem
-from arb.api.schemas import CheckOut, HealthOut, VenueOut
+from arb.api.problems import Problem, invalid
+from arb.api.schemas import CheckOut, HealthOut, Name, SignalOut, SignalsOut, VenueOut
 from arb.api.state import state
 from arb.config.coverage import instruments_covered
 from arb.grid.errors import GridError
 from arb.ledger import LedgerError
+from arb.ledger.strategy import StrategyStore
 from arb.model import latency_percentile_ms
 
 router = APIRouter(tags=["monitoring"])
@@ -120,6 +122,18 @@ async def venues(request: Request, _: Annotated[Principal, Depends(requires("rea
     return out
 
 
-@router.get("/strategy/signals", summary="Latest directional signals")
-async def signals(request: Request, _: Annotated[Principal, Depends(requires("read"))]) -> None:
-    raise Problem(503, "no directional signals: the directional layer (sentiment + RL) is not part of this server yet")
+@router.get("/strategy/signals", response_model=SignalsOut, summary="Latest directional signals, newest bar first")
+async def signals(
+    request: Request,
+    _: Annotated[Principal, Depends(requires("read"))],
+    asset: Annotated[Name | None, Query(description="Only this instrument (an id from `arb instruments`).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1_000)] = 100,
+) -> SignalsOut:
+    s = state(request)
+    if asset is not None and asset not in s.settings.instruments:
+        raise invalid("query.asset", f"unknown instrument {asset!r}", "unknown instrument")
+    try:
+        rows = await StrategyStore(s.ledger).signals(asset=asset, limit=limit)
+    except LedgerError as exc:
+        raise Problem(503, f"ledger: {exc}") from None
+    return SignalsOut(signals=[SignalOut(**msgspec.structs.asdict(r)) for r in rows])

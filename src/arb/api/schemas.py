@@ -237,6 +237,32 @@ class VenueOut(Out):
     detail: str
 
 
+class SignalOut(Out):
+    """A directional signal (`arb strategy signal` / `run`): direction at the close of bar `bar_ns`, the inputs that
+    made it and its size by the directional risk rules (`reason` says why a size is 0)."""
+
+    asset: str
+    bar_ns: int
+    model_id: str
+    direction: int = Field(description="-1 short, 0 flat, 1 long")
+    confidence: float
+    sentiment: float = Field(description="S(t) of the asset at the bar, in [-1, 1] (0: no sentiment sources)")
+    agent_target: float = Field(description="the agent's target position in [-1, 1]")
+    price: float
+    atr: float
+    size: float
+    notional_usd: float
+    stop: float | None
+    take_profit: float | None
+    reason: str
+    created_ns: int
+    id: int
+
+
+class SignalsOut(Out):
+    signals: list[SignalOut]
+
+
 class ProblemError(BaseModel):
     field: str
     message: str

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from arb.config.schema import ApiSettings
 from arb.grid import GridLayout, PriceGrid
+from arb.ledger.strategy import SignalRecord, StrategyStore
 from arb.model import OpportunityEvent
 from arb.scanner.stream import OpportunityStream
 from arb.trading import BalanceLine, TraderSnapshot, publish_snapshot
@@ -445,10 +446,31 @@ async def test_portfolio_needs_a_live_trader_snapshot_and_then_shows_it(api: Api
     assert body["realized_pnl_usd"] == "0"
 
 
-async def test_signals_say_the_directional_layer_is_absent(api: Api) -> None:
+async def test_signals_come_from_the_ledger_newest_bar_first_and_filter_by_asset(api: Api) -> None:
+    assert (await api.client.get("/api/v1/strategy/signals", headers=api.auth("read"))).json() == {"signals": []}
+    hour = 3_600 * 10**9
+    rows = [
+        SignalRecord(
+            asset=asset, bar_ns=bar * hour, model_id="ppo-x", direction=d, confidence=0.7, sentiment=0.1,
+            agent_target=float(d), price=100.0, atr=2.0, size=1.0 if d else 0.0, notional_usd=100.0 if d else 0.0,
+            stop=96.0 if d else None, take_profit=106.0 if d else None, reason="sized" if d else "flat",
+        )
+        for asset, bar, d in (("BTC/USD", 1, 1), ("ETH/USD", 2, 0), ("BTC/USD", 3, -1))
+    ]  # fmt: skip
+    await StrategyStore(api.app.state.arb.ledger).record_signals(rows)
+
     r = await api.client.get("/api/v1/strategy/signals", headers=api.auth("read"))
-    assert r.status_code == 503
-    assert "directional" in r.json()["detail"]
+    assert r.status_code == 200
+    assert [(x["asset"], x["bar_ns"] // hour, x["direction"]) for x in r.json()["signals"]] == [
+        ("BTC/USD", 3, -1),
+        ("ETH/USD", 2, 0),
+        ("BTC/USD", 1, 1),
+    ]
+    r = await api.client.get("/api/v1/strategy/signals?asset=ETH/USD&limit=5", headers=api.auth("read"))
+    assert [x["reason"] for x in r.json()["signals"]] == ["flat"]
+    r = await api.client.get("/api/v1/strategy/signals?asset=NOPE/USD", headers=api.auth("read"))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "query.asset", "message": "unknown instrument"}]
 
 
 # --- backtest -------------------------------------------------------------------------------------------------------
