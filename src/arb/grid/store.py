@@ -284,6 +284,8 @@ class GridKeys(msgspec.Struct, frozen=True):
     """Stream of manual execute requests (`arb.executor.commands`); answers on `{execute}:<request id>`."""
     trader: str
     """The trading process's last portfolio/risk snapshot (`arb.trading.TraderSnapshot`), for the API."""
+    signals: str
+    """Stream of directional signals (`arb strategy signal` / `run`; JSON `arb.ledger.strategy.SignalRecord` in field s)."""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
@@ -291,7 +293,7 @@ class GridKeys(msgspec.Struct, frozen=True):
         return cls(
             f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
             f"{tag}:risk:paused", f"{tag}:opportunities", f"{tag}:funding",
-            f"{tag}:wallets", f"{tag}:execute", f"{tag}:trader",
+            f"{tag}:wallets", f"{tag}:execute", f"{tag}:trader", f"{tag}:strategy:signals",
         )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:
