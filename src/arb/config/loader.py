@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -200,7 +200,7 @@ def _strategy_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[
     problems = []
     for i, iid in enumerate(candles.assets):
         inst = settings.instruments.get(iid)
-        path = (*where, "assets", i)
+        path = cast(Path_, (*where, "assets", i))  # list items are keyed by index, as _walk records them
         if inst is None:
             problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: unknown instrument {iid!r}")
         elif candles.venue not in inst.venues:
@@ -208,8 +208,8 @@ def _strategy_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[
     weights = [s.name for s in settings.strategy.sentiment.sources]
     dupes = sorted({n for n in weights if weights.count(n) > 1})
     if dupes:
-        path = ("strategy", "sentiment", "sources")
-        problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: duplicate source names {dupes}")
+        sources = ("strategy", "sentiment", "sources")
+        problems.append(f"{_origin_of(sources, origin)}: {_dotted(sources)}: duplicate source names {dupes}")
     return problems
 
 

@@ -80,10 +80,11 @@ def compute_signals(
     for item in inputs:
         if len(item.bars) < 2:
             raise ValueError(f"{item.asset}: {len(item.bars)} bars; a signal needs the agent's window of history")
-        features = feature_matrix(item.bars, item.sentiment)
+        ind = indicators(item.bars)
+        features = feature_matrix(item.bars, item.sentiment, ind=ind)
         t = len(item.bars) - 1
         decision: _Decision = agent.decide(features, t, float(item.position))
-        atr = float(indicators(item.bars)["atr"].iloc[-1])
+        atr = float(ind["atr"].iloc[-1])
         sentiment = 0.0 if item.sentiment is None else float(np.clip(item.sentiment[t], -1.0, 1.0))
         drafts.append((item, float(decision.target), float(decision.confidence), atr, sentiment))
     drafts.sort(key=lambda d: (-d[2], d[0].asset))
