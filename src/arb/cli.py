@@ -1089,6 +1089,282 @@ def _backtest_table(data: str, reports: list[Any], paths: dict[str, Path]) -> No
     out.print(f"report: {paths['json']} and {paths['html']}")
 
 
+# --- the directional layer --------------------------------------------------------------------------------------------
+strategy_app = typer.Typer(
+    help="The directional layer: 1H candles, news sentiment, RL agent, backtests and signals.", no_args_is_help=True
+)
+app.add_typer(strategy_app, name="strategy")
+DataOpt = Annotated[
+    str | None,
+    typer.Option("--data", help="A CSV or Parquet file of OHLCV bars (any asset class) instead of stored candles."),
+]
+AssetOpt = Annotated[
+    str | None, typer.Option("--asset", help="An instrument whose candles `arb strategy fetch` stored (e.g. BTC/USD).")
+]
+NewsOpt = Annotated[
+    str | None,
+    typer.Option("--news", help="A JSONL file of news items for S(t) (one object a line: ts, title, ...); none: S=0."),
+]
+AlgoOpt = Annotated[str | None, typer.Option("--algo", help="ppo, dqn or sac (default strategy.rl.algo).")]
+StepsOpt = Annotated[
+    int | None, typer.Option("--timesteps", min=1, help="Training steps (default strategy.rl.total_timesteps).")
+]
+
+
+def _strategy_run(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    from arb.strategy.jobs import StrategyError
+
+    try:
+        return asyncio.run(fn())
+    except StrategyError as exc:
+        raise _fail(str(exc), 1) from None
+
+
+def _algo(algo: str | None) -> str | None:
+    if algo is not None and algo not in ("ppo", "dqn", "sac"):
+        raise _fail(f"--algo: {algo!r} is not one of ppo, dqn, sac")
+    return algo
+
+
+def _steps_progress(label: str) -> Callable[[int, int], None]:
+    last = [-1]
+
+    def progress(done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct // 10 != last[0]:
+            last[0] = pct // 10
+            sys.stderr.write(f"{label}: {done}/{total} steps ({pct} %)\n")
+
+    return progress
+
+
+def _strategy_summary(doc: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    cols = ("sharpe", "sortino", "calmar", "max_drawdown", "win_rate", "profit_factor", "total_return", "trades",
+            "exposure")  # fmt: skip
+    table.add_column("")
+    for c in cols:
+        table.add_column(c, justify="right")
+    rows = [("strategy", doc["strategy"]), *sorted(doc["baselines"].items())]
+    for name, m in rows:
+        table.add_row(name, *("-" if m.get(c) is None else f"{m[c]:.4g}" for c in cols))
+    out.print(table)
+
+
+@strategy_app.command("fetch")
+def strategy_fetch(
+    assets: Annotated[
+        str | None, typer.Option("--assets", help="Comma-separated instruments (default strategy.candles.assets).")
+    ] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Fetch 1H candles (paginated, rate-limited, resumable) into the Parquet store under strategy.candles.data_dir."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    wanted = _id_list(assets, settings.instruments, "assets") if assets else None
+
+    def progress(asset: str, done: int, total: int) -> None:
+        sys.stderr.write(f"fetch {asset}: {done}/{total} candles\n")
+
+    try:
+        added = _strategy_run(lambda: jobs.fetch(settings, list(wanted) if wanted else None, progress))
+    except ValueError as exc:
+        raise _fail(f"fetch: {exc}") from None
+    if json:
+        _print_json({"venue": settings.strategy.candles.venue, "added": added})
+        return
+    for asset, n in added.items():
+        out.print(f"{asset}: {n} new candles")
+
+
+@strategy_app.command("train")
+def strategy_train(
+    data: DataOpt = None,
+    asset: AssetOpt = None,
+    algo: AlgoOpt = None,
+    timesteps: StepsOpt = None,
+    news: NewsOpt = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Train an agent on all the bars given, save it as a new version under strategy.rl.models_dir, record it."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    chosen = _algo(algo)
+
+    async def go() -> Any:
+        name, bars = await jobs.bars_for(settings, asset=asset, data=data)
+        sentiment = await jobs.news_sentiment(settings, bars, asset or name, news)
+        return await jobs.train_model(settings, bars, name=name, algo=chosen, timesteps=timesteps,
+                                      sentiment=sentiment, on_progress=_steps_progress("train"))  # fmt: skip
+
+    record = _strategy_run(go)
+    if json:
+        _print_json(msgspec.to_builtins(record))
+        return
+    out.print(f"model {record.id} ({record.algo}) saved at {record.path}")
+
+
+@strategy_app.command("backtest")
+def strategy_backtest(
+    data: DataOpt = None,
+    asset: AssetOpt = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="A saved model directory; none: train on the first walk_forward.train_bars."),
+    ] = None,
+    algo: AlgoOpt = None,
+    timesteps: StepsOpt = None,
+    news: NewsOpt = None,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="Report directory (report.json/html, equity.png).")
+    ] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Backtest the agent against buy-and-hold and an SMA crossover with the env's costs and the ATR stops."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    chosen = _algo(algo)
+
+    async def go() -> tuple[dict[str, Any], dict[str, Path]]:
+        return await jobs.backtest(settings, data=data, asset=asset, model_path=model, algo=chosen,
+                                   timesteps=timesteps, news=news, out_dir=out_dir,
+                                   on_progress=_steps_progress("train"))  # fmt: skip
+
+    doc, paths = _strategy_run(go)
+    if json:
+        _print_json(jobs_json(doc))
+        return
+    _strategy_summary(doc, "backtest (out of sample)" if model is None else f"backtest of {model}")
+    out.print(f"report: {paths['html']} and {paths['png']}")
+
+
+def jobs_json(doc: dict[str, Any]) -> dict[str, Any]:
+    from arb.strategy.jobs import jsonable
+
+    return dict(jsonable(doc))
+
+
+@strategy_app.command("walk-forward")
+def strategy_walk_forward(
+    data: DataOpt = None,
+    asset: AssetOpt = None,
+    algo: AlgoOpt = None,
+    timesteps: StepsOpt = None,
+    news: NewsOpt = None,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="Report directory (report.json/html, equity.png).")
+    ] = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Rolling train/test windows; reports out-of-sample results only, beside both baselines."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    chosen = _algo(algo)
+
+    def progress(p: Any) -> None:
+        if p.phase != "train" or p.done in (0, p.total):
+            sys.stderr.write(f"walk-forward: window {p.window + 1}/{p.windows} {p.phase} {p.done}/{p.total}\n")
+
+    async def go() -> tuple[dict[str, Any], dict[str, Path]]:
+        return await jobs.walk_forward(settings, data=data, asset=asset, algo=chosen, timesteps=timesteps,
+                                       news=news, out_dir=out_dir, on_progress=progress)  # fmt: skip
+
+    doc, paths = _strategy_run(go)
+    if json:
+        _print_json(jobs_json(doc))
+        return
+    _strategy_summary(doc, f"walk-forward, {len(doc['windows'])} windows, out of sample")
+    out.print(f"report: {paths['html']} and {paths['png']}")
+
+
+@strategy_app.command("signal")
+def strategy_signal(
+    asset: Annotated[
+        list[str] | None, typer.Option("--asset", help="Instrument(s); default every asset with stored candles.")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model directory (default: newest trained).")] = None,
+    paper: Annotated[bool, typer.Option("--paper/--no-paper", help="Act on the signals in the paper book.")] = True,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Signals now: direction, confidence, sentiment and size per asset; stored, published, acted on in paper."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    wanted = list(_id_list(",".join(asset), settings.instruments, "asset")) if asset else None
+    signals = _strategy_run(lambda: jobs.signal_with_redis(settings, assets=wanted, model_path=model, paper=paper))
+    if json:
+        _print_json([jobs_json(msgspec.to_builtins(s)) for s in signals])
+        return
+    table = Table(title="directional signals")
+    for col in ("asset", "direction", "confidence", "sentiment", "price", "size", "notional USD", "stop", "reason"):
+        table.add_column(col)
+    for s in signals:
+        table.add_row(s.asset, {1: "long", -1: "short", 0: "flat"}[s.direction], f"{s.confidence:.2f}",
+                      f"{s.sentiment:+.2f}", f"{s.price:.6g}", f"{s.size:.6g}", f"{s.notional_usd:.2f}",
+                      "-" if s.stop is None else f"{s.stop:.6g}", s.reason)  # fmt: skip
+    out.print(table)
+
+
+@strategy_app.command("run")
+def strategy_run(
+    asset: Annotated[
+        list[str] | None, typer.Option("--asset", help="Instrument(s) (default: the candle assets).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model directory (default: newest trained).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One cycle (fetch, signal, paper) and exit.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The hourly loop: fetch new candles, manage stops, signal, publish, act in paper; Ctrl-C stops it."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+    wanted = list(_id_list(",".join(asset), settings.instruments, "asset")) if asset else None
+
+    def report(signals: list[Any]) -> None:
+        for s in signals:
+            sys.stderr.write(f"signal {s.asset} direction={s.direction} confidence={s.confidence:.2f} "
+                             f"size={s.size:.6g} reason={s.reason}\n")  # fmt: skip
+
+    try:
+        _strategy_run(lambda: jobs.run_loop(settings, assets=wanted, model_path=model, once=once, on_cycle=report))
+    except KeyboardInterrupt:
+        sys.stderr.write("strategy run: stopped\n")
+
+
+@strategy_app.command("tune")
+def strategy_tune(
+    data: DataOpt = None,
+    asset: AssetOpt = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Optuna trials.")] = 20,
+    timesteps: StepsOpt = None,
+    json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Tune PPO's hyperparameters with Optuna (median pruner) on a held-out tail of the bars."""
+    from arb.strategy import jobs
+
+    settings = _load(config)
+
+    async def go() -> dict[str, Any]:
+        return await jobs.tune(settings, data=data, asset=asset, trials=trials, timesteps=timesteps)
+
+    best = _strategy_run(go)
+    if json:
+        _print_json(jobs_json(best))
+        return
+    for k, v in best.items():
+        out.print(f"{k}: {v}")
+
+
 def main() -> None:
     if os.environ.get("ARB_LOG_LEVEL") is None:
         configure_logging("WARNING")  # until settings are loaded, only problems

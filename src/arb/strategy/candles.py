@@ -450,8 +450,11 @@ def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
 
 
 def default_assets(settings: Settings) -> list[str]:
-    """The first `DEFAULT_ASSETS` (100) crypto spot instruments of instruments.yaml (ordered by market cap) that the
-    candle venue lists, one per base currency (BTC/USD, not BTC/USD and BTC/EUR too)."""
+    """`strategy.candles.assets` when set; else the first `DEFAULT_ASSETS` (100) crypto spot instruments of
+    instruments.yaml (ordered by market cap) that the candle venue lists, one per base currency (BTC/USD, not BTC/USD
+    and BTC/EUR too)."""
+    if settings.strategy.candles.assets:
+        return list(settings.strategy.candles.assets)
     venue = settings.strategy.candles.venue
     bases: set[str] = set()
     out: list[str] = []

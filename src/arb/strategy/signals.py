@@ -31,6 +31,13 @@ DIRECTION_THRESHOLD = 1.0 / 3.0
 (or blended) target must commit to at least a third of full size before it counts as a direction."""
 
 
+HISTORY_BARS = 500
+"""Bars a signal is computed from (the asset's latest). The recursive indicators (EMA 20, MACD 26, RSI and ATR 14)
+forget their starting point geometrically: after 450 bars the weight left on it is below 1e-14 (e.g. (13/14)^450 for
+ATR), so a signal from the last 500 bars equals one from the whole history to float precision, at a fraction of the
+cost."""
+
+
 class _Decision(Protocol):
     @property
     def target(self) -> float: ...
@@ -80,12 +87,16 @@ def compute_signals(
     for item in inputs:
         if len(item.bars) < 2:
             raise ValueError(f"{item.asset}: {len(item.bars)} bars; a signal needs the agent's window of history")
-        ind = indicators(item.bars)
-        features = feature_matrix(item.bars, item.sentiment, ind=ind)
-        t = len(item.bars) - 1
+        if item.sentiment is not None and len(item.sentiment) != len(item.bars):
+            raise ValueError(f"{item.asset}: {len(item.sentiment)} sentiment values for {len(item.bars)} bars")
+        frame = item.bars.iloc[-HISTORY_BARS:]
+        sentiment_all = None if item.sentiment is None else item.sentiment[-HISTORY_BARS:]
+        ind = indicators(frame)
+        features = feature_matrix(frame, sentiment_all, ind=ind)
+        t = len(frame) - 1
         decision: _Decision = agent.decide(features, t, float(item.position))
         atr = float(ind["atr"].iloc[-1])
-        sentiment = 0.0 if item.sentiment is None else float(np.clip(item.sentiment[t], -1.0, 1.0))
+        sentiment = 0.0 if sentiment_all is None else float(np.clip(sentiment_all[t], -1.0, 1.0))
         drafts.append((item, float(decision.target), float(decision.confidence), atr, sentiment))
     drafts.sort(key=lambda d: (-d[2], d[0].asset))
     out = []

@@ -114,3 +114,13 @@ def seen_features(frame: pd.DataFrame, t: int) -> np.ndarray:
 def test_too_few_bars_is_refused_naming_the_asset() -> None:
     with pytest.raises(ValueError, match="A/USD"):
         compute_signals([AssetInput("A/USD", bars(1))], Fixed({}), model_id="m", rules=DirectionalRisk(), book=BOOK)
+
+
+def test_the_last_500_bars_give_the_same_features_as_the_whole_history() -> None:
+    from arb.strategy.features import feature_matrix
+    from arb.strategy.signals import HISTORY_BARS
+
+    long = bars(3_000, seed=5)
+    whole = feature_matrix(long)[-1]
+    tail = feature_matrix(long.iloc[-HISTORY_BARS:])[-1]
+    np.testing.assert_allclose(tail, whole, rtol=1e-5, atol=1e-6)
