@@ -113,7 +113,14 @@ def test_fetch_train_backtest_walk_forward_and_signal_on_local_venue_candles(
     assert {s["model_id"] for s in signals} == {model["id"]}
     with sqlite3.connect(tmp_path / "ledger.db") as db:
         stored = db.execute("SELECT asset, direction FROM strategy_signals ORDER BY asset").fetchall()
+        models = db.execute("SELECT id, algo FROM strategy_models").fetchall()
     assert stored == [(s["asset"], s["direction"]) for s in sorted(signals, key=lambda s: s["asset"])]
+    assert models == [(model["id"], "ppo")]
+
+    cycle = arb("strategy", "run", "--once", env=env, timeout=120)  # fetch, stops, signal, paper: one hourly cycle
+    assert cycle.returncode == 0, cycle.stderr
+    assert "signal BTC/USD direction=" in cycle.stderr
+    assert "strategy.signals_not_published reason=no_redis_url" in cycle.stderr  # said, not silently skipped
 
 
 def test_backtest_of_any_ohlcv_file_prints_the_json_shape(tmp_path: Path) -> None:
@@ -158,3 +165,27 @@ def test_bad_data_and_unknown_assets_are_refused_naming_them(tmp_path: Path) -> 
     result = arb("strategy", "train", "--algo", "a2c")
     assert result.returncode == 2
     assert "a2c" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_walk_forward_over_5000_bars_with_the_default_budget_takes_under_ten_minutes(
+    binance: dict[str, Any], tmp_path: Path
+) -> None:
+    defaults = load_settings().strategy
+    config = user_config(
+        tmp_path, binance, days=209, train=defaults.walk_forward.train_bars, test=defaults.walk_forward.test_bars,
+        steps=defaults.rl.total_timesteps,
+    )  # fmt: skip
+    env = {"ARB_CONFIG": str(config)}
+    fetched = json_out(arb("strategy", "fetch", "--assets", "BTC/USD", "--json", env=env, timeout=300))
+    assert fetched["added"]["BTC/USD"] >= 5_000
+
+    started = time.monotonic()
+    doc = json_out(arb("strategy", "walk-forward", "--asset", "BTC/USD", "--out", str(tmp_path / "wf"), "--json",
+                       env=env, timeout=600))  # fmt: skip
+    elapsed = time.monotonic() - started
+
+    check_report(doc, tmp_path / "wf")
+    assert len(doc["windows"]) == 6
+    assert elapsed < 600

@@ -44,15 +44,11 @@ from arb.strategy.sentiment import (
 from arb.strategy.signals import AssetInput, compute_signals, encode
 
 log = logging.getLogger(__name__)
-Progress = Callable[[str], None]
+DAY_NS = 86_400 * 10**9
 
 
 class StrategyError(RuntimeError):
     """A strategy command cannot go on; the message says why and what to do."""
-
-
-def _quiet(_: str) -> None:
-    return None
 
 
 def store_of(settings: Settings) -> CandleStore:
@@ -216,11 +212,12 @@ async def signal_once(
                                              high=float(last["high"]), low=float(last["low"]),
                                              close=float(last["close"])))  # fmt: skip
             open_now = await book.open_positions()
-        equity = settings.strategy.equity_usd + sum(
-            float(p.realized_pnl or 0) for p in await store.positions() if p.closed_ns is not None
-        )
+        closed = [p for p in await store.positions() if p.closed_ns is not None]
+        equity = settings.strategy.equity_usd + sum(float(p.realized_pnl or 0) for p in closed)
+        day_start_ns = time.time_ns() // DAY_NS * DAY_NS  # the daily loss stop resets at 00:00 UTC
+        today = sum(float(p.realized_pnl or 0) for p in closed if (p.closed_ns or 0) >= day_start_ns)
         dbook = DirectionalBook(
-            equity=equity, day_start_equity=equity, open_positions=len(open_now),
+            equity=equity, day_start_equity=equity - today, open_positions=len(open_now),
             open_notional_usd=sum(float(p.amount * p.entry_price) for p in open_now.values()),
         )  # fmt: skip
         inputs = [
