@@ -230,8 +230,9 @@ async def signal_once(
         signals = compute_signals(inputs, agent, model_id=model_id, rules=settings.strategy.risk, book=dbook)
         stored = await store.record_signals(signals)
         if paper:
+            state = await ledger.execution().load_trading_state()
             for s in stored:
-                await book.apply(s)
+                await book.apply(s, trading_state="active" if state is None else state.state)
     if redis is not None:
         await publish(redis, settings, stored)
     return stored

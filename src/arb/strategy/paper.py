@@ -70,9 +70,11 @@ class PaperBook:
             await self._store.update_stop(position.id, _d(moved))
         return None
 
-    async def apply(self, signal: SignalRecord) -> PositionRecord | None:
+    async def apply(self, signal: SignalRecord, *, trading_state: str = "active") -> PositionRecord | None:
         """Act on a stored signal (it needs its ledger id): close an open position it contradicts, open one it sizes.
-        Returns the position opened, if any."""
+        Returns the position opened, if any. The trading state is the arbitrage engine's (`arb kill-switch`): while it
+        is not `active` a signal still closes positions but opens none, as the risk engine lets only reducing orders
+        through then."""
         if signal.id <= 0:
             raise ValueError("apply a signal after the ledger stored it (it has no id)")
         position = (await self.open_positions()).get(signal.asset)
@@ -81,6 +83,11 @@ class PaperBook:
             await self._close(position, signal.price, "signal", signal.bar_ns)
             position = None
         if position is not None or side is None or signal.size <= 0 or signal.stop is None:
+            return None
+        if trading_state != "active":
+            log.warning(
+                "strategy.open_refused asset=%s side=%s reason=trading_state_%s", signal.asset, side, trading_state
+            )
             return None
         notional = signal.size * signal.price
         opened = PositionRecord(

@@ -101,3 +101,13 @@ async def test_an_unstored_signal_is_refused(store: StrategyStore) -> None:
     s = await stored(store, 1, 1)
     with pytest.raises(ValueError, match="ledger"):
         await book.apply(SignalRecord(**{**{f: getattr(s, f) for f in s.__struct_fields__}, "id": 0}))
+
+
+async def test_with_the_kill_switch_on_a_signal_closes_but_opens_nothing(store: StrategyStore) -> None:
+    book = PaperBook(store, rl=RL, venue="binance")
+    await book.apply(await stored(store, 1, 1))
+    assert await book.apply(await stored(store, -1, 2, price=101.0), trading_state="halted") is None
+
+    (closed,) = await store.positions()
+    assert closed.close_reason == "signal"
+    assert await book.open_positions() == {}
