@@ -6,7 +6,8 @@ Measured, in one process on one core (torch limited to one thread):
   `env_vs_cartpole` says what our accounting costs relative to the cheapest env the library ships.
 - `signals_100_assets_s`: `arb.strategy.signals.compute_signals` for 100 assets of 1,000 hourly bars each with a
   trained PPO agent: indicators, features, the agent's forward pass and sizing (target <= 1 s); baseline in the same
-  run: `feature_matrix` alone for the same 100 assets (`signals_vs_features`: what the agent and sizing add).
+  run: `feature_matrix` alone for the same 100 assets over the same last `HISTORY_BARS` (500) bars a signal reads
+  (`signals_vs_features`: what the indicators' second use, the agent and sizing add).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from arb.config.schema import DirectionalRisk, RLSettings
 from arb.risk.directional import DirectionalBook
 from arb.strategy.features import feature_matrix
 from arb.strategy.rl import agents
-from arb.strategy.signals import AssetInput, compute_signals
+from arb.strategy.signals import HISTORY_BARS, AssetInput, compute_signals
 from strategy_env import env_steps_per_s
 
 
@@ -87,7 +88,7 @@ def signal_timing(assets: int, n_bars: int, repeats: int) -> dict[str, Any]:
         full.append(time.perf_counter() - started)
         started = time.perf_counter()
         for f in frames:
-            feature_matrix(f)
+            feature_matrix(f.iloc[-HISTORY_BARS:])
         base.append(time.perf_counter() - started)
     if len(out) != assets:
         raise SystemExit(f"expected {assets} signals, got {len(out)}")
