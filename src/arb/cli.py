@@ -1106,6 +1106,7 @@ NewsOpt = Annotated[
     typer.Option("--news", help="A JSONL file of news items for S(t) (one object a line: ts, title, ...); none: S=0."),
 ]
 AlgoOpt = Annotated[str | None, typer.Option("--algo", help="ppo, dqn or sac (default strategy.rl.algo).")]
+ReportOpt = Annotated[str | None, typer.Option("--out", help="Report directory (report.json/html, equity.png).")]
 StepsOpt = Annotated[
     int | None, typer.Option("--timesteps", min=1, help="Training steps (default strategy.rl.total_timesteps).")
 ]
@@ -1219,9 +1220,7 @@ def strategy_backtest(
     algo: AlgoOpt = None,
     timesteps: StepsOpt = None,
     news: NewsOpt = None,
-    out_dir: Annotated[
-        str | None, typer.Option("--out", help="Report directory (report.json/html, equity.png).")
-    ] = None,
+    out_dir: ReportOpt = None,
     json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -1237,17 +1236,22 @@ def strategy_backtest(
                                    on_progress=_steps_progress("train"))  # fmt: skip
 
     doc, paths = _strategy_run(go)
-    if json:
-        _print_json(jobs_json(doc))
-        return
-    _strategy_summary(doc, "backtest (out of sample)" if model is None else f"backtest of {model}")
-    out.print(f"report: {paths['html']} and {paths['png']}")
+    _strategy_report(doc, paths, json, "backtest (out of sample)" if model is None else f"backtest of {model}")
 
 
 def jobs_json(doc: dict[str, Any]) -> dict[str, Any]:
     from arb.strategy.jobs import jsonable
 
     return dict(jsonable(doc))
+
+
+def _strategy_report(doc: dict[str, Any], paths: dict[str, Path], json: bool, title: str) -> None:
+    """`--json`: the whole document as one line (the last); else the metrics table and where the report is."""
+    if json:
+        _print_json(jobs_json(doc))
+        return
+    _strategy_summary(doc, title)
+    out.print(f"report: {paths['html']} and {paths['png']}")
 
 
 @strategy_app.command("walk-forward")
@@ -1257,9 +1261,7 @@ def strategy_walk_forward(
     algo: AlgoOpt = None,
     timesteps: StepsOpt = None,
     news: NewsOpt = None,
-    out_dir: Annotated[
-        str | None, typer.Option("--out", help="Report directory (report.json/html, equity.png).")
-    ] = None,
+    out_dir: ReportOpt = None,
     json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -1278,11 +1280,7 @@ def strategy_walk_forward(
                                        news=news, out_dir=out_dir, on_progress=progress)  # fmt: skip
 
     doc, paths = _strategy_run(go)
-    if json:
-        _print_json(jobs_json(doc))
-        return
-    _strategy_summary(doc, f"walk-forward, {len(doc['windows'])} windows, out of sample")
-    out.print(f"report: {paths['html']} and {paths['png']}")
+    _strategy_report(doc, paths, json, f"walk-forward, {len(doc['windows'])} windows, out of sample")
 
 
 @strategy_app.command("signal")

@@ -7,8 +7,6 @@ import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from arb.backtest.directional import Comparison, comparison
@@ -16,27 +14,9 @@ from arb.backtest.strategy_report import write
 from arb.backtest.walkforward import WalkForwardResult, walk_forward
 from arb.config import load_settings
 from arb.config.schema import StrategySettings
+from tests.support import random_bars
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def random_bars(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC", name="ts", unit="ns")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1.0 + rng.uniform(0.0, 0.01, n)),
-            "low": np.minimum(open_, close) * (1.0 - rng.uniform(0.0, 0.01, n)),
-            "close": close,
-            "volume": rng.uniform(1.0, 2.0, n),
-            "filled": False,
-            "clipped": False,
-        },
-        index=idx,
-    )
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -9,27 +9,9 @@ import pytest
 from arb.backtest.walkforward import WalkForwardProgress, WalkForwardResult, walk_forward, windows_of
 from arb.config import load_settings
 from arb.config.schema import StrategySettings
+from tests.support import random_bars
 
 TIMESTEPS = 1_000
-
-
-def random_bars(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0002, 0.01, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    idx = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC", name="ts", unit="ns")
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) * (1.0 + rng.uniform(0.0, 0.01, n)),
-            "low": np.minimum(open_, close) * (1.0 - rng.uniform(0.0, 0.01, n)),
-            "close": close,
-            "volume": rng.uniform(1.0, 2.0, n),
-            "filled": False,
-            "clipped": False,
-        },
-        index=idx,
-    )
 
 
 def settings(train: int = 300, test: int = 100, step: int | None = None) -> StrategySettings:
@@ -39,7 +21,7 @@ def settings(train: int = 300, test: int = 100, step: int | None = None) -> Stra
     )
 
 
-BARS = random_bars(600, seed=21)
+BARS = random_bars(600, seed=21, drift=0.0002)
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,9 @@ import pytest
 from arb.config.schema import DirectionalRisk
 from arb.risk.directional import DirectionalBook
 from arb.strategy.signals import AssetInput, compute_signals, direction_of
+from tests.support import random_bars
 
 BOOK = DirectionalBook(equity=10_000.0, day_start_equity=10_000.0)
-
-
-def bars(n: int = 300, seed: int = 1) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
-    open_ = np.concatenate([[close[0]], close[:-1]])
-    idx = pd.date_range("2025-01-01", periods=n, freq="1h", tz="UTC", name="ts")
-    return pd.DataFrame(
-        {"open": open_, "high": np.maximum(open_, close) * 1.002, "low": np.minimum(open_, close) * 0.998,
-         "close": close, "volume": rng.uniform(1, 2, n), "filled": False, "clipped": False},
-        index=idx,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -59,7 +48,7 @@ def test_direction_needs_a_third_of_full_size(target: float, direction: int) -> 
 
 
 def test_the_strongest_signal_gets_the_last_open_position() -> None:
-    a, b = bars(seed=1), bars(seed=2)
+    a, b = random_bars(300, seed=1), random_bars(300, seed=2)
     agent = Fixed({key(a): Decision(1.0, 0.6), key(b): Decision(-1.0, 0.9)})
     rules = DirectionalRisk(max_open_positions=1)
 
@@ -78,7 +67,7 @@ def test_the_strongest_signal_gets_the_last_open_position() -> None:
 
 
 def test_a_signal_that_repeats_the_open_position_holds_without_resizing() -> None:
-    a = bars()
+    a = random_bars(300, seed=1)
     agent = Fixed({key(a): Decision(1.0, 0.8)})
     (s,) = compute_signals(
         [AssetInput("A/USD", a, position=1)], agent, model_id="m", rules=DirectionalRisk(), book=BOOK
@@ -87,7 +76,7 @@ def test_a_signal_that_repeats_the_open_position_holds_without_resizing() -> Non
 
 
 def test_sentiment_reaches_the_agent_and_the_signal_and_nothing_after_t_does() -> None:
-    a = bars()
+    a = random_bars(300, seed=1)
     sentiment = np.linspace(-1, 1, len(a))
     agent = Fixed({key(a): Decision(0.0, 0.5)})
     (s,) = compute_signals([AssetInput("A/USD", a, sentiment)], agent, model_id="m", rules=DirectionalRisk(), book=BOOK)
@@ -113,14 +102,16 @@ def seen_features(frame: pd.DataFrame, t: int) -> np.ndarray:
 
 def test_too_few_bars_is_refused_naming_the_asset() -> None:
     with pytest.raises(ValueError, match="A/USD"):
-        compute_signals([AssetInput("A/USD", bars(1))], Fixed({}), model_id="m", rules=DirectionalRisk(), book=BOOK)
+        compute_signals(
+            [AssetInput("A/USD", random_bars(1, seed=1))], Fixed({}), model_id="m", rules=DirectionalRisk(), book=BOOK
+        )
 
 
 def test_the_last_500_bars_give_the_same_features_as_the_whole_history() -> None:
     from arb.strategy.features import feature_matrix
     from arb.strategy.signals import HISTORY_BARS
 
-    long = bars(3_000, seed=5)
+    long = random_bars(3_000, seed=5)
     whole = feature_matrix(long)[-1]
     tail = feature_matrix(long.iloc[-HISTORY_BARS:])[-1]
     np.testing.assert_allclose(tail, whole, rtol=1e-5, atol=1e-6)
