@@ -82,7 +82,9 @@ class VenueConfig(Strict):
     urls: dict[str, str] = {}
     """cfd: the broker's REST/WS base URLs (required). cex (optional): `{http: ..., ws: ...}` points the venue's ccxt
     client at another host, keeping ccxt's paths (a gateway, a proxy, or a local venue serving the exchange's format,
-    as the live-mode test does); without it ccxt talks to the exchange's own hosts."""
+    as the live-mode test does); without it ccxt talks to the exchange's own hosts. dex: `{rpc: http(s) node URL,
+    ws: ws(s) URL for newHeads subscriptions, private_rpc: where swaps are sent for MEV protection}` (rpc needed to
+    run the venue's connector)."""
     # kind == "dex"
     chain: str | None = None
     protocol: Literal["uniswap_v2", "uniswap_v3"] | None = None
@@ -108,6 +110,8 @@ class VenueConfig(Strict):
             raise ValueError(f"{', '.join(present)} does not apply to a {self.kind} venue")
         if self.kind == "cex" and self.urls:
             _check_endpoint_urls(self.urls)
+        if self.kind == "dex" and self.urls:
+            _check_dex_urls(self.urls)
         return self
 
 
@@ -119,6 +123,17 @@ def _check_endpoint_urls(urls: dict[str, str]) -> None:
         parts = urlsplit(urls[key])
         if parts.scheme not in allowed or not parts.netloc:
             raise ValueError(f"urls.{key} must be an absolute {'/'.join(allowed)} URL, got {urls[key]!r}")
+
+
+def _check_dex_urls(urls: dict[str, str]) -> None:
+    unknown = sorted(set(urls) - {"rpc", "ws", "private_rpc"})
+    if unknown:
+        raise ValueError(f"urls of a dex venue take the keys rpc, ws and private_rpc, got {unknown}")
+    schemes = {"rpc": ("http", "https"), "private_rpc": ("http", "https"), "ws": ("ws", "wss")}
+    for key, url in urls.items():
+        parts = urlsplit(url)
+        if parts.scheme not in schemes[key] or not parts.netloc:
+            raise ValueError(f"urls.{key} must be an absolute {'/'.join(schemes[key])} URL, got {url!r}")
 
 
 class InstrumentConfig(Strict):
