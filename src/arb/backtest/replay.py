@@ -5,7 +5,8 @@ Why the same objects and not a backtest engine of its own: the question is "what
 the scanner, the trading loop, the executor, the risk engine and the hedger are the live classes, handed a clock
 (`SimClock`) instead of the wall clock. Only the inputs differ: quotes come from the tape (`arb.backtest.tape`) into
 `GridMirror.offline`, orders go to `PaperGateway`s that fill against that mirror, and the ledger is a throw-away
-SQLite file.
+SQLite file whose statements run inline on the loop's thread (`arb.ledger.inline`: the same store and SQL, without
+aiosqlite's thread hops, which were the largest cost of a replay with the executor).
 
 Time: the replay clock is each entry's `recorded_ns` (when the recorder, and so roughly the live mirror, read it).
 Between entries the clock jumps to the next event: a feed entry, a live step, a full scan (without live steps:
@@ -30,14 +31,17 @@ import asyncio
 import contextlib
 import heapq
 import inspect
+import itertools
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
+
+import numpy as np
 
 from arb.backtest.report import ReplayReport, ReplayRun, build_report
 from arb.backtest.tape import (
@@ -48,7 +52,6 @@ from arb.backtest.tape import (
     TapeError,
     config_hash,
     read_blocks,
-    read_entries,
     read_live_steps,
     read_manifest,
 )
@@ -76,6 +79,11 @@ ACCOUNT_EVERY_S: Final = 0.5
 """Simulated seconds between refreshes of the risk context's PnL and equity (`arb run` refreshes every 0.5 s)."""
 AMOUNT_STEP: Final = Decimal("1e-8")
 """Paper markets' amount step (the tape has no venue precision rules)."""
+_TRADING_MODULES: Final = (
+    "arb.executor.loop", "arb.executor.paper", "arb.executor.prices", "arb.hedging.hedger", "arb.ledger.store",
+    "arb.ledger.inline", "arb.ledger.execution", "arb.risk", "arb.risk.ledger", "arb.trading",
+)  # fmt: skip
+"""What `_trading` imports: loaded before a replay's clock starts (`_prepare_trading`)."""
 _FALLBACK_ROUNDS: Final = 64
 _NEVER: Final = 2**63 - 1
 
@@ -272,18 +280,25 @@ def _markets(settings: Settings, venues: Collection[str]) -> dict[str, tuple[dic
     return out
 
 
-def _first_mids(tape_dir: Path, manifest: Manifest, wanted: set[str]) -> dict[str, float]:
-    """Instrument -> first mid in the tape's first `FUNDING_WINDOW_S` (stops early once every one is seen)."""
+def _first_mids(blocks: Iterable[Block], wanted: set[str]) -> dict[str, float]:
+    """Instrument -> mid of its first two-sided quote (bid > 0, ask > bid) in feed entries recorded in the tape's
+    first `FUNDING_WINDOW_S`; stops reading once every `wanted` instrument has one. Read on the columns (one pass per
+    chunk), not as quote objects: it is part of every replay's set-up."""
     mids: dict[str, float] = {}
     until: int | None = None
-    for _, recorded_ns, quotes in read_entries(tape_dir, manifest):
-        until = until if until is not None else recorded_ns + int(FUNDING_WINDOW_S * 1e9)
-        if recorded_ns > until:
-            break
-        for q in quotes:
-            if q.instrument not in mids and q.bid > 0 and q.ask > q.bid:
-                mids[q.instrument] = (q.bid + q.ask) / 2
-        if wanted <= mids.keys():
+    for block in blocks:
+        if not block.entries:
+            continue
+        until = until if until is not None else int(block.recorded_ns[0]) + int(FUNDING_WINDOW_S * 1e9)
+        late = np.flatnonzero(block.recorded_ns > until)
+        inside = int(late[0]) if late.size else block.entries  # the entries before the first recorded after `until`
+        rows = int(block.start[inside])
+        bid, ask = block.bid[:rows], block.ask[:rows]
+        ok = np.flatnonzero((bid > 0) & (ask > bid))
+        names, first = np.unique(block.instrument[ok], return_index=True)  # each instrument's first row, feed order
+        for code, row in sorted(zip(names.tolist(), ok[first].tolist(), strict=True), key=lambda x: x[1]):
+            mids.setdefault(block.instruments[code], float((bid[row] + ask[row]) / 2))
+        if inside < block.entries or wanted <= mids.keys():
             break
     return mids
 
@@ -342,8 +357,18 @@ async def replay(
     if not matches:
         log.warning("replay.config_mismatch tape=%s recorded=%s now=%s", directory, manifest.config_hash[:12],
                     config_hash(settings)[:12])  # fmt: skip
+    _load_kernels(settings, layout)
+    if execute:
+        await _prepare_trading()
     started_wall = time.perf_counter()
-    feed = _Feed(read_blocks(directory, manifest), layout)
+    blocks = read_blocks(directory, manifest)
+    funding: tuple[dict[str, tuple[dict[str, Market], dict[str, str]]], dict[str, float]] | None = None
+    if execute:  # the paper accounts' first prices, from the chunks the feed reads next (decoded once, `tee`)
+        blocks, ahead = itertools.tee(blocks)
+        markets = _markets(settings, venues)
+        funding = markets, _first_mids(ahead, {iid for _, ids in markets.values() for iid in ids.values()})
+        del ahead  # no reader left behind the feed: `tee` keeps no chunk for it
+    feed = _Feed(blocks, layout)
     feed.advance()
     clock = SimClock(feed.head_ns if feed.head_ns is not None else manifest.started_ns)
     mirror = GridMirror.offline(layout, depth=DEPTH, now_ns=clock)
@@ -353,9 +378,10 @@ async def replay(
                     config_matches=matches, events=events, execute=execute)  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
         trading = None
-        if execute:
+        if funding is not None:
+            markets, mids = funding
             trading = await stack.enter_async_context(
-                _trading(settings, mirror, scanner, clock, venues, latencies, directory, manifest, funding_usd,
+                _trading(settings, mirror, scanner, clock, venues, latencies, markets, mids, funding_usd,
                          max_concurrent)
             )  # fmt: skip
             scanner.sinks.append(trading.loop.offer)
@@ -377,6 +403,52 @@ async def replay(
              "quotes_per_s=%.0f", directory, feed.done, feed.quotes, report.opportunities, report.executed,
              report.realized_pnl_usd, report.perf.quotes_per_s if report.perf else 0.0)  # fmt: skip
     return report
+
+
+_kernels_loaded: list[bool] = []
+
+
+def _load_kernels(settings: Settings, layout: GridLayout) -> None:
+    """Load the scanner's compiled kernels (numba's on-disk cache, ~0.2 s once per process) before the replay's clock
+    starts: a throw-away scanner on an empty mirror makes a full and a row step, with the same argument types as the
+    replay's, so the replay's first steps find them loaded. Start-up, not replay work, as `_prepare_trading`."""
+    from arb.grid.mirror import GridMirror
+    from arb.scanner.engine import Scanner
+
+    if _kernels_loaded:
+        return
+    scanner = Scanner(settings, GridMirror.offline(layout, depth=DEPTH, now_ns=lambda: 0), require_health=False)
+    scanner.step(None, now_ns=0)
+    scanner.step(np.zeros(1, np.int64), now_ns=0)
+    _kernels_loaded.append(True)
+
+
+async def _prepare_trading() -> None:
+    """Before the replay's clock starts, what a process does once: import the trading stack and make the empty
+    ledger the replays copy (`_ledger_template`). Loading code and migrating a schema are start-up (~0.3 s, then
+    nothing), not replay work, and `perf` measures the replay."""
+    import importlib
+
+    for module in _TRADING_MODULES:
+        importlib.import_module(module)
+    await _ledger_template()
+
+
+_template: list[bytes] = []
+
+
+async def _ledger_template() -> bytes:
+    """A SQLite ledger file at the schema's head and without rows, made by `open_ledger` (the shipped migrations)
+    once per process; each replay starts from a copy instead of migrating afresh (~25 ms each)."""
+    from arb.ledger import open_ledger
+
+    if not _template:
+        with tempfile.TemporaryDirectory(prefix="arb-replay-") as tmp:
+            path = Path(tmp) / "ledger.db"
+            async with open_ledger(f"sqlite+aiosqlite:///{path}", inline=True):
+                pass
+            _template.append(path.read_bytes())  # closed: the WAL is checkpointed into the file
+    return _template[0]
 
 
 async def replay_latencies(
@@ -403,28 +475,30 @@ async def _drive(
     """Feed every entry, with the timed events between them (module docstring), settling after each. With the
     live scanner's `steps` the scanner steps where and when it did live (full passes included), not per entry."""
     s = settings.scanner
-    full_ns, gas_ns = int(s.full_scan_interval_s * 1e9), int(s.health_refresh_s * 1e9)
+    every = {"full": int(s.full_scan_interval_s * 1e9), "gas": int(s.health_refresh_s * 1e9),
+             "account": int(ACCOUNT_EVERY_S * 1e9)}  # fmt: skip
     start = clock.now_ns
-    periodic = {"full": start + full_ns, "gas": start, "account": start + int(ACCOUNT_EVERY_S * 1e9)}
+    periodic = {"full": start + every["full"], "gas": start, "account": start + every["account"]}
     if steps is not None:
         periodic["full"] = _NEVER  # the live full passes are among the steps
     store = trading.store if trading is not None else None
     wall0 = time.perf_counter()
     next_step = 0
+    step_c: list[int] = [] if steps is None else steps.c.tolist()  # plain ints: compared once per feed entry
 
     async def due(until: int) -> None:
-        await _until(until, periodic, clock, scanner, trading, full_ns, gas_ns)
+        await _until(until, periodic, every, clock, scanner, trading)
 
     async def live_steps(last_c: int) -> None:
         """The live steps made while feed entry `last_c` was the newest in the live mirror."""
         nonlocal next_step
-        while steps is not None and next_step < len(steps.c) and steps.c[next_step] <= last_c:
+        while steps is not None and next_step < len(step_c) and step_c[next_step] <= last_c:
             await _live_step(steps, next_step, due, clock, mirror, scanner, store)
             next_step += 1
 
     while feed.head_ns is not None:
         t = feed.head_ns
-        await _until(t, periodic, clock, scanner, trading, full_ns, gas_ns)
+        await _until(t, periodic, every, clock, scanner, trading)
         clock.now_ns = max(clock.now_ns, t)
         if speed is not None:
             await _pace(wall0 + (t - start) / 1e9 / speed)
@@ -485,12 +559,20 @@ async def _live_step(
 
 
 async def _until(
-    t: int, periodic: dict[str, int], clock: SimClock, scanner: Any, trading: _Trading | None, full_ns: int, gas_ns: int
+    t: int,
+    periodic: dict[str, int],
+    every: Mapping[str, int],
+    clock: SimClock,
+    scanner: Any,
+    trading: _Trading | None,
 ) -> None:
     """Run everything due before `t` in time order: sleepers' deadlines and the periodic events (one due at `t`
     itself runs after the entry at `t`: the book as it stood at t includes that entry)."""
+    if min(periodic.values()) >= t:
+        timer = clock.next_deadline()
+        if timer is None or timer >= t:
+            return  # most feed entries: nothing falls due before them
     store = trading.store if trading is not None else None
-    every = {"full": full_ns, "gas": gas_ns, "account": int(ACCOUNT_EVERY_S * 1e9)}
     while True:
         name, due = min(periodic.items(), key=lambda kv: kv[1])
         timer = clock.next_deadline()
@@ -552,8 +634,8 @@ async def _trading(
     clock: SimClock,
     venues: list[str],
     latencies: dict[str, float],
-    directory: Path,
-    manifest: Manifest,
+    markets: Mapping[str, tuple[Mapping[str, Market], Mapping[str, str]]],
+    mids: Mapping[str, float],
     funding_usd: Decimal,
     max_concurrent: int,
 ) -> Any:
@@ -568,9 +650,6 @@ async def _trading(
     from arb.risk.ledger import LedgerEventSink, LedgerStateStore
     from arb.trading import current
 
-    markets = _markets(settings, venues)
-    wanted = {iid for _, instruments in markets.values() for iid in instruments.values()}
-    mids = _first_mids(directory, manifest, wanted)
     funds = starting_balances(settings, markets, mids, funding_usd)
     gateways = {
         v: PaperGateway(v, mirror=mirror, markets=markets[v][0], instruments=markets[v][1], balances=funds[v],
@@ -579,7 +658,9 @@ async def _trading(
     }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="arb-replay-") as tmp:
         async with contextlib.AsyncExitStack() as stack:
-            ledger = await stack.enter_async_context(open_ledger(f"sqlite+aiosqlite:///{tmp}/ledger.db"))
+            path = Path(tmp) / "ledger.db"
+            path.write_bytes(await _ledger_template())
+            ledger = await stack.enter_async_context(open_ledger(f"sqlite+aiosqlite:///{path}", inline=True))
             store = _SerialStore(ledger.execution())
             typed = cast("ExecutionStore", store)
             risk = await stack.enter_async_context(

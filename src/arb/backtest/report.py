@@ -46,6 +46,10 @@ GRACE_MS: Final = 300.0
 
 
 class Perf(msgspec.Struct, kw_only=True):
+    """The replay's speed: wall time from the first chunk read to the last execution settled (tape decode, mirror,
+    scanner, executor, risk, ledger). A process's one-off start-up is before it (`arb.backtest.replay`: imports, the
+    scanner's compiled kernels, the empty ledger it copies), as is the report."""
+
     wall_s: float
     quotes_per_s: float
     entries_per_s: float

@@ -109,11 +109,14 @@ def create_engine(url: str | URL, *, sqlite_begin: str = "BEGIN") -> AsyncEngine
     return engine
 
 
-def create_sync_sqlite_engine(url: str | URL, *, busy_timeout_s: float | None = None) -> Engine:
+def create_sync_sqlite_engine(
+    url: str | URL, *, busy_timeout_s: float | None = None, checkpoint: bool = False
+) -> Engine:
     """A synchronous engine (the stdlib sqlite3 driver) on the same SQLite file as `create_engine(url)`, set up the
-    same way (BEGIN emitted by SQLAlchemy, foreign keys, WAL), whose commits never checkpoint the WAL. It exists for
-    `Ledger.write_now` (the execution write-ahead without aiosqlite's thread hops). `busy_timeout_s` overrides the
-    URL's (0: a locked database fails at once instead of waiting)."""
+    same way (BEGIN emitted by SQLAlchemy, foreign keys, WAL), whose commits never checkpoint the WAL unless
+    `checkpoint`. It exists for `Ledger.write_now` (the execution write-ahead without aiosqlite's thread hops) and
+    `arb.ledger.inline` (the replay's ledger, its only writer: it checkpoints). `busy_timeout_s` overrides the URL's
+    (0: a locked database fails at once instead of waiting)."""
     parsed = check_url(url)
     if parsed.get_backend_name() != "sqlite":
         raise UnsupportedDatabase(f"ledger database {mask(parsed)}: a synchronous engine is for SQLite only")
@@ -123,7 +126,7 @@ def create_sync_sqlite_engine(url: str | URL, *, busy_timeout_s: float | None = 
     engine = sa_create_engine(
         parsed.set(drivername="sqlite+pysqlite"), pool_size=1, max_overflow=0, connect_args=connect_args
     )
-    _set_up_sqlite(engine, "BEGIN", checkpoint=False)
+    _set_up_sqlite(engine, "BEGIN", checkpoint=checkpoint)
     return engine
 
 

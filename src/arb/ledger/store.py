@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import msgspec
 from sqlalchemy import Row, Select, select
@@ -251,13 +251,21 @@ class Ledger:
 
 
 @contextlib.asynccontextmanager
-async def open_ledger(url: str | URL) -> AsyncIterator[Ledger]:
+async def open_ledger(url: str | URL, *, inline: bool = False) -> AsyncIterator[Ledger]:
     """Open the ledger database at `url` (a SQLAlchemy URL with an asyncio driver: `sqlite+aiosqlite:///arb.db`,
     `postgresql+asyncpg://user:password@host/db`), bringing its schema to head first.
 
+    `inline` (SQLite only): every statement runs at once on the event loop's thread instead of through aiosqlite's
+    thread, for the backtest replay's throw-away ledger (`arb.ledger.inline` says why, and why not for live use).
+
     Raises UnsupportedDatabase for a URL the ledger cannot use, LedgerSchemaTooNew for a database migrated by a newer
     arb, LedgerUnavailable when the database cannot be reached. The engine is disposed when the block exits."""
-    engine = create_engine(url)
+    if inline:
+        from arb.ledger.inline import create_inline_engine
+
+        engine = cast("AsyncEngine", create_inline_engine(url))  # the AsyncEngine methods the ledger calls
+    else:
+        engine = create_engine(url)
     try:
         try:
             revision = await upgrade_to_head(engine)

@@ -48,7 +48,7 @@ from arb.metrics import (
 from arb.model import OPPORTUNITY_KINDS, Opportunity, OpportunityEvent, VenueHealth, opportunity_id
 from arb.scanner.basis import BasisScanner
 from arb.scanner.costs import CostModel, ScannerConfigError
-from arb.scanner.kernel import Books, Candidate, Limits, scan
+from arb.scanner.kernel import Books, Candidate, Limits, scan, usable_rows
 from arb.scanner.score import Scoring
 from arb.scanner.transfer import TransferBook
 from arb.scanner.triangular import TriangularScanner
@@ -239,11 +239,10 @@ class Scanner:
             ok: BoolArray = self.mirror.fresh_mask(now_ns) & self.costs.listed & self.venue_up[None, :]
             ok &= ~self.paused[:, None]
             return ok
-        part = self.mirror.fresh_rows(rows, now_ns) & self.costs.listed[rows] & self.venue_up[None, :]
-        part &= ~self.paused[rows][:, None]
-        some: BoolArray = np.zeros(self.layout.shape, np.bool_)
-        some[rows] = part
-        return some
+        if not self.mirror.valid:
+            return np.zeros(self.layout.shape, np.bool_)
+        ts, max_age = self.mirror.ts_recv, self.mirror.layout.max_age_ns
+        return usable_rows(rows, ts, max_age, self.costs.listed, self.venue_up, self.paused, now_ns)
 
     def _opportunity(self, c: Candidate, now_ns: int, kind: str = "spot") -> Opportunity:
         layout, m = self.layout, self.mirror

@@ -7,8 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from arb.grid.codec import fresh_mask
 from arb.scanner.costs import CostModel, ScannerConfigError
-from arb.scanner.kernel import Limits, scan, screen_rows
+from arb.scanner.kernel import Limits, scan, screen_rows, usable_rows
 
 from .support import LIMITS, empty_books, layout_of, put, settings
 
@@ -219,3 +220,40 @@ def test_limits_refuse_nonsense() -> None:
         Limits(min_edge=0.001, max_slippage=float("nan"), min_notional_usd=1, max_notional_usd=2)
     with pytest.raises(ValueError, match="max_notional_usd must be >= min_notional_usd"):
         Limits(min_edge=0.001, max_slippage=0.001, min_notional_usd=10, max_notional_usd=2)
+
+
+def test_usable_rows_marks_fresh_listed_cells_of_up_venues_in_unpaused_rows_only() -> None:
+    now, limit = 10_000, 1_000
+    ts = np.array([[now - limit, now - limit - 1, 0], [now + limit, now + limit + 1, now], [now, now, now]], np.int64)
+    listed = np.ones((3, 3), np.bool_)
+    listed[2, 0] = False
+    venue_up = np.array([True, True, False])
+    paused = np.array([False, False, False])
+    rows = np.array([0, 1, 2], np.int64)
+
+    usable = usable_rows(rows, ts, np.full(3, limit, np.int64), listed, venue_up, paused, now)
+
+    # age exactly at the limit is fresh, 1 ns more is stale, no quote (ts 0) is unusable; stamped in the future by
+    # up to the limit is fresh, beyond it is a clock fault; unlisted cell and venue down are unusable
+    assert usable.tolist() == [[True, False, False], [True, False, False], [False, True, False]]
+    paused[1] = True
+    assert not usable_rows(rows, ts, np.full(3, limit, np.int64), listed, venue_up, paused, now)[1].any()
+    assert not usable_rows(np.array([1], np.int64), ts, np.full(3, limit, np.int64), listed, venue_up,
+                           np.zeros(3, np.bool_), now)[[0, 2]].any()  # fmt: skip  # rows not asked for: False
+
+
+def test_usable_rows_agrees_with_the_mirrors_fresh_rule_on_random_grids() -> None:
+    rng = np.random.default_rng(7)
+    n_i, n_v, now = 40, 9, 5_000_000_000
+    max_age = rng.integers(1, 3_000_000_000, n_v).astype(np.int64)
+    for _ in range(50):
+        ts = now - rng.integers(-4_000_000_000, 4_000_000_000, (n_i, n_v))
+        ts[rng.random((n_i, n_v)) < 0.2] = 0
+        listed, venue_up, paused = rng.random((n_i, n_v)) < 0.8, rng.random(n_v) < 0.8, rng.random(n_i) < 0.1
+        rows = np.unique(rng.integers(0, n_i, rng.integers(1, n_i)))
+        ages = np.where(ts > 0, now - ts, np.iinfo(np.int64).max)
+        fresh = (ts > 0) & fresh_mask(ages, max_age[None, :])
+        expected = np.zeros((n_i, n_v), np.bool_)
+        expected[rows] = (fresh & listed & venue_up[None, :] & ~paused[:, None])[rows]
+
+        assert np.array_equal(usable_rows(rows, ts, max_age, listed, venue_up, paused, now), expected)
