@@ -6,6 +6,9 @@ What runs (each in its own process, so the two cores are both used and a crash o
     python -m arb.sim                               every enabled CEX venue on 127.0.0.1, each in its exchange's wire
                                                     format (or the nearest one's, keeping its own id and symbols)
     python -m arb.connectors.worker  x2             the real ccxt.pro classes pointed at those venues, half each
+    (in this process: `arb.demo_extra`)             a local Capital.com and a local chain (anvil) with Uniswap v2/v3
+                                                    pools at the CEX sims' prices, with their own connectors
+                                                    (Capital.com streaming; DEX per block, with live gas)
 
 This process runs the scanner (a depth-keeping grid mirror -> `arb.scanner.Scanner`, lifecycle events on the
 `{arb}:opportunities` stream and in the ledger at `database_url`, SQLite `arb.db` by default) and watches: every
@@ -114,6 +117,14 @@ class DemoOptions(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int = 0
     """Serve Prometheus `/metrics` (this process's and its connector workers') on this port; 0: off. The CLI's
     `--metrics-port` defaults to settings `metrics.port`."""
+    local_extras: bool = True
+    """With local venues and not trading: also run the local Capital.com and DEX chain (`arb.demo_extra`), each if
+    enabled in the settings. Off for `arb run` (its trading session has no gateway for them yet), recordings and
+    truth measurement (CEX-only by design)."""
+
+    @property
+    def runs_extras(self) -> bool:
+        return self.local_extras and not (self.trade or self.streams_configured_venues or self.external_connectors)
 
 
 class OpportunityLine(msgspec.Struct):
@@ -380,7 +391,7 @@ async def run_recording(settings: Settings, console: Console, options: DemoOptio
     """`arb record --demo`: the demo stack with its grid feed recorded to `options.record_dir` (and the local
     venues' ground truth beside it); the last line of `--json` is the recording's manifest summary."""
     out = Path(options.record_dir or "")
-    opts = msgspec.structs.replace(options, truth_path=str(out / "truth.jsonl"), keep_events=True)
+    opts = msgspec.structs.replace(options, truth_path=str(out / "truth.jsonl"), keep_events=True, local_extras=False)
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     run = await _run_or_explain(settings, console, opts)
     if run is None or run.report.recording is None:
@@ -488,6 +499,7 @@ async def measure_truth(
         truth_path=str(truth_path),
         keep_events=True,
         book_update_hz=1.0,
+        local_extras=False,
     )
     started = time.time_ns()
     demo = await run_stack(settings, console or Console(stderr=True), opts)
@@ -546,6 +558,7 @@ async def _run_stack(
                     await stack.enter_async_context(recorder)
                 for w in workers:
                     await stack.enter_async_context(w)
+                serving = serving | await _extras(stack, settings, opts, grid, err)
                 mirror = grid.mirror(depth=20)
                 stream = await stack.enter_async_context(OpportunityStream(grid))
                 db_url = settings.database_url.get_secret_value()
@@ -557,7 +570,7 @@ async def _run_stack(
                     scanner.on_step = recorder.step_marker(mirror, scanner)
                 async with scanner:  # closes every open opportunity (into the sinks) before they close
                     watch.scanner = scanner
-                    traded = {v: venues[v] for v in serving}
+                    traded = {v: venues[v] for v in serving if v in venues}  # not the in-process extras
                     session_cm = (
                         trading(settings, grid=grid, mirror=mirror, scanner=scanner, ledger=ledger, venues=traded,
                                 max_concurrent=opts.max_concurrent, live=opts.live)
@@ -588,6 +601,19 @@ async def _run_stack(
             watch.opportunities.persisted = persist.written
             watch.opportunities.persist_dropped = persist.dropped
         return DemoRun(_report(watch, serving, log_dir), watch.events, still_open)
+
+
+async def _extras(
+    stack: contextlib.AsyncExitStack, settings: Settings, opts: DemoOptions, grid: Any, err: Console
+) -> dict[str, int]:
+    """Start the in-process local venues (Capital.com, the DEX chain) on `stack` when `opts` runs them; returns
+    venue -> instruments streamed, for the venue table."""
+    if not opts.runs_extras:
+        return {}
+    from arb.demo_extra import local_extras
+
+    extras = await stack.enter_async_context(local_extras(settings, grid, err, book_update_hz=opts.book_update_hz))
+    return extras.serving
 
 
 def _workers(
@@ -644,7 +670,7 @@ async def _watch(
     next_fault = None if opts.fault_every_s is None else watch.started + opts.fault_every_s
     every = opts.order_fault_every_s if opts.trade else None
     next_order_fault = None if every is None else watch.started + every
-    fault_order = sorted(serving)
+    fault_order = sorted(v for v in serving if v in venues)  # the sim child's venues (not the in-process extras)
     live = Live(console=console, auto_refresh=False) if console.is_terminal and not opts.as_json else None
     last_progress = watch.started
     async with aiohttp.ClientSession() as http:

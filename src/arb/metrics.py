@@ -116,6 +116,12 @@ CONNECTOR_LATENCY_SECONDS: Final = Histogram(
     ["venue", "stage"],
     buckets=_FAST_SECONDS,
 )
+CONNECTOR_MARKETS_CLOSED: Final = Gauge(
+    "arb_connector_markets_closed",
+    "Instruments a venue reports closed now (Capital.com outside opening hours): quiet by schedule, not stale.",
+    ["venue"],
+    multiprocess_mode="max",  # one process streams a venue
+)
 CONNECTOR_STALE_SECONDS: Final = Counter(
     "arb_connector_stale_seconds_total",
     "Seconds a venue spent down or stale (its quotes unusable), accumulated when it recovers.",

@@ -506,6 +506,9 @@ class FeedCounters(msgspec.Struct, kw_only=True):
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
     last_update_ns: int = 0
     last_error: str = ""
+    closed: list[str] = msgspec.field(default_factory=list)
+    """Instruments whose market the venue reports closed now (Capital.com outside its opening hours): their quotes
+    stop and age out of the grid as expected; that is no feed fault, so no watchdog or stale state follows from it."""
 
 
 class VenueHealth(FeedCounters, kw_only=True):

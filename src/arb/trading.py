@@ -36,6 +36,7 @@ from arb import tasks
 
 if TYPE_CHECKING:
     from arb.config import Settings
+    from arb.executor.dex import DexOrderGateway
     from arb.executor.engine import Executor, Outcome
     from arb.executor.loop import TradingLoop
     from arb.executor.prices import GridPrices
@@ -142,8 +143,11 @@ async def trading(
         raise ValueError("settings say mode: live but live trading was not asked for (arb run --live)")
     store = ledger.execution()
     async with contextlib.AsyncExitStack() as stack:
-        gateways: dict[str, VenueGateway] = {}
-        for vid, info in sorted(venues.items()):
+        dexes = {v for v in venues if v in settings.venues and settings.venues[v].kind == "dex"}
+        gateways: dict[str, VenueGateway] = await open_dex_gateways(
+            stack, settings, {v: venues[v] for v in dexes}, live=live
+        )
+        for vid, info in sorted((v, i) for v, i in venues.items() if v not in dexes):
             protocol = str(info.get("protocol") or "")
             paper = bool(info.get("configured")) and not live  # paper on a venue's real market data: no venue call
             if protocol not in TRADED_PROTOCOLS and not paper:
@@ -198,6 +202,67 @@ async def trading(
         }
         loop = await stack.enter_async_context(TradingLoop(executor, max_concurrent=max_concurrent))
         yield TradingSession(executor, loop, risk, gateways, prices, start_balances, reconciled, grid)
+
+
+async def open_dex_gateways(
+    stack: contextlib.AsyncExitStack, settings: Settings, venues: Mapping[str, Mapping[str, Any]], *, live: bool
+) -> dict[str, VenueGateway]:
+    """The DEX venues' gateways (`dex_gateway` decides which are traded), opened on `stack`; one that cannot be
+    opened (node unreachable, no pool, a chain id that differs from the config) is logged and left out."""
+    from arb.executor.venue import GatewayError
+
+    nonces: dict[str, Any] = {}  # account address -> its one NonceManager, shared by its DEX venues
+    out: dict[str, VenueGateway] = {}
+    for vid, info in sorted(venues.items()):
+        gateway = dex_gateway(vid, settings, info, live=live, nonces=nonces)
+        if gateway is None:
+            continue
+        try:
+            out[vid] = await stack.enter_async_context(gateway)
+        except (GatewayError, ValueError) as exc:  # DexConfigError is a ValueError
+            log.error("trading.venue_unavailable venue=%s error=%r", vid, str(exc))
+    return out
+
+
+def dex_gateway(
+    venue_id: str, settings: Settings, info: Mapping[str, Any], *, live: bool, nonces: dict[str, Any]
+) -> DexOrderGateway | None:
+    """A `DexOrderGateway` (unopened) for a DEX venue, or None (logged) when it is not traded. Real transactions are
+    signed, so which chain they go to decides:
+
+    - `info["local"]` (the local chain of `arb.sim.chain`, its RPC in the venue's `urls.rpc`): traded in paper / demo
+      mode with `info["dex_key"]` (the local chain's executor key, a public test key) or else `ARB_DEX_PRIVATE_KEY`;
+      never with `live` (raises, like a local CEX venue);
+    - a configured chain (no `local`): traded only with `live`, signing with `ARB_DEX_PRIVATE_KEY`; without `live`
+      it is streamed and scanned, not traded (a swap on a real chain is a real trade: there is no paper DEX account);
+    - no key, or no `urls.rpc`: not traded.
+
+    DEX venues of one account share one nonce sequence (`nonces`: address -> `NonceManager`)."""
+    from eth_account import Account
+
+    from arb.connectors.dex.execution import KEY_ENV, NonceManager, account_from_env
+    from arb.connectors.dex.pools import DexConfigError, RpcEndpoint
+    from arb.executor.dex import DexOrderGateway
+
+    venue = settings.venues[venue_id]
+    local = bool(info.get("local"))
+    if local and live:
+        raise ValueError(f"venue {venue_id}: a local chain is never traded live")
+    if not local and not live:
+        log.info("trading.venue_not_traded venue=%s reason=dex_on_a_real_chain_needs_live", venue_id)
+        return None
+    try:
+        endpoint = RpcEndpoint.from_venue(venue_id, venue)
+        key = info.get("dex_key") if local else None
+        account = Account.from_key(str(key)) if key else account_from_env(KEY_ENV)
+    except DexConfigError as exc:
+        log.warning("trading.venue_without_keys venue=%s error=%r (streamed, not traded)", venue_id, str(exc))
+        return None
+    symbols = {inst.venues[venue_id]: iid for iid, inst in settings.instruments.items() if venue_id in inst.venues}
+    chain = settings.chains[venue.chain or ""]
+    shared = nonces.setdefault(account.address, NonceManager(account.address))
+    log.info("trading.dex_gateway venue=%s local=%s account=%s", venue_id, local, account.address)
+    return DexOrderGateway(venue_id, venue, chain, account, symbols, endpoint=endpoint, nonces=shared)
 
 
 PAPER_WARMUP_S: Final = 60.0

@@ -98,11 +98,12 @@ def test_config_check_names_file_key_and_problem(tmp_path: Path) -> None:
 
 
 def three_venue_config(tmp_path: Path) -> Path:
-    """The shipped config with every CEX venue but binance, kraken and gate disabled (a short demo for the suite)."""
+    """The shipped config with every venue but binance, kraken and gate disabled (a short demo for the suite; also
+    Capital.com and the DEXes, which `tests/e2e/test_demo_venues.py` covers)."""
     from arb.config import load_settings
 
     keep = {"binance", "kraken", "gate"}
-    off = [v for v, c in load_settings().venues.items() if c.kind == "cex" and v not in keep]
+    off = [v for v in load_settings().venues if v not in keep]
     path = tmp_path / "three.yaml"
     path.write_text("venues:\n" + "".join(f"  {v}: {{enabled: false}}\n" for v in off))
     return path

@@ -12,6 +12,7 @@ write script and MULTI need):
     {arb}:wallets       hash   venue id -> msgpack VenueWallets: deposit/withdraw status and fees (connectors.wallets)
     {arb}:risk:paused   set    instruments the risk engine paused (the scanner skips them)
     {arb}:funding       hash   "{instrument}|{venue}" -> msgpack FundingRate of a perp (see `arb.grid.funding`)
+    {arb}:gas           hash   "{instrument}|{venue}" -> msgpack GasCost of one DEX swap (see `arb.grid.gas`)
     {arb}:opportunities stream opportunity lifecycle events (msgpack OpportunityEvent in field e), by the scanner
 
 Write path: one Lua script (EVALSHA; reloaded on NOSCRIPT, e.g. after a Redis restart) updates hash, blob, counter
@@ -61,6 +62,9 @@ from arb.grid import codec
 from arb.grid import funding as funding_codec
 from arb.grid.errors import GridLayoutMismatch, GridUnavailable, InvalidQuote
 from arb.grid.funding import FundingRate
+from arb.grid.gas import DECODER as GAS_DECODER
+from arb.grid.gas import ENCODER as GAS_ENCODER
+from arb.grid.gas import GasCost
 from arb.grid.layout import GridLayout
 from arb.metrics import GRID_QUOTES_WRITTEN, GRID_READ_SECONDS, GRID_UNAVAILABLE, GRID_WRITE_SECONDS
 from arb.model import Quote, VenueHealth, VenueWallets, encode_quote
@@ -285,7 +289,10 @@ class GridKeys(msgspec.Struct, frozen=True):
     trader: str
     """The trading process's last portfolio/risk snapshot (`arb.trading.TraderSnapshot`), for the API."""
     signals: str
-    """Stream of directional signals (`arb strategy signal` / `run`; JSON `arb.ledger.strategy.SignalRecord` in field s)."""
+    """Stream of directional signals (`arb strategy signal` / `run`): JSON `arb.ledger.strategy.SignalRecord` in
+    field s."""
+    gas: str
+    """DEX swap gas per cell (`arb.grid.gas.GasCost`), re-published by the DEX connectors every block."""
 
     @classmethod
     def for_prefix(cls, prefix: str) -> GridKeys:
@@ -293,12 +300,12 @@ class GridKeys(msgspec.Struct, frozen=True):
         return cls(
             f"{tag}:grid", f"{tag}:grid:tob", f"{tag}:grid:layout", f"{tag}:feed", f"{tag}:feed:pos", f"{tag}:venues",
             f"{tag}:risk:paused", f"{tag}:opportunities", f"{tag}:funding",
-            f"{tag}:wallets", f"{tag}:execute", f"{tag}:trader", f"{tag}:strategy:signals",
+            f"{tag}:wallets", f"{tag}:execute", f"{tag}:trader", f"{tag}:strategy:signals", f"{tag}:gas",
         )  # fmt: skip
 
     def all(self) -> tuple[str, ...]:
         """The market-data keys `reset` deletes (risk pauses and the opportunity record are not market data)."""
-        return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues, self.funding)
+        return (self.grid, self.tob, self.layout, self.feed, self.pos, self.venues, self.funding, self.gas)
 
 
 def stream_entries(response: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -705,6 +712,31 @@ class PriceGrid:
         for r in rates:
             if r.problems():
                 log.error("grid.funding_unreadable venue=%s instrument=%s error=%r", r.venue, r.instrument,
+                          "; ".join(r.problems()))  # fmt: skip
+                continue
+            out[(r.instrument, r.venue)] = r
+        return out
+
+    async def write_gas(self, records: Sequence[GasCost]) -> None:
+        """Store DEX swap gas under `{prefix}:gas` (one HSET); a malformed record refuses the whole batch."""
+        mapping: dict[str | bytes, bytes] = {}
+        for r in records:
+            problems = r.problems()
+            if problems:
+                raise InvalidQuote(f"gas of {r.instrument} on {r.venue}: {'; '.join(problems)}")
+            mapping[f"{r.instrument}|{r.venue}"] = GAS_ENCODER.encode(r)
+        if not mapping:
+            return
+        with redis_errors("write_gas"):
+            await self.client.hset(self.keys.gas, mapping=cast(Any, mapping))
+
+    async def read_gas(self) -> dict[tuple[str, str], GasCost]:
+        """Every stored gas record by (instrument, venue); an unreadable one is logged and left out (its cell's gas
+        is then unknown to the scanner, never zero)."""
+        out: dict[tuple[str, str], GasCost] = {}
+        for r in await self._read_records("gas", self.keys.gas, GAS_DECODER):
+            if r.problems():
+                log.error("grid.gas_unreadable venue=%s instrument=%s error=%r", r.venue, r.instrument,
                           "; ".join(r.problems()))  # fmt: skip
                 continue
             out[(r.instrument, r.venue)] = r

@@ -13,7 +13,13 @@ notional from one currency to the other. Hence `quote_code`, the venue quote cur
 
 Gas is a fixed quote-currency cost per swap (gas units × gas price × native token price), so as a fraction of the
 trade it shrinks with size; the scanner divides it by the notional. A DEX venue whose native token has no price yet
-has NaN gas, and NaN costs make no opportunity: an unpriced cost is never taken as zero.
+has NaN gas, and NaN costs make no opportunity: an unpriced cost is never taken as zero. Where the DEX connector
+publishes its per-block gas (`arb.grid.gas`, from the block's base fee + tip and the pool's own native price), that
+live figure replaces the configured `gas_price_gwei` estimate cell by cell (`set_live_gas`); the estimate remains for
+cells no connector prices (a replayed tape, a DEX fed by something else).
+
+A DEX cell's taker fee is 0: a DEX quote is the pool's executable amounts with the LP fee already in them
+(`arb.connectors.dex.quoting`), so charging `fees.taker` on top would count the 0.3 % twice.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from arb.config.schema import Settings
+    from arb.grid.gas import GasCost
     from arb.grid.layout import GridLayout
 
 log = logging.getLogger(__name__)
@@ -74,6 +81,9 @@ class CostModel:
         self.usd_per_quote: FloatArray = np.array([usd[q] for q in self.quote_currency])
         self._gas_units = np.zeros(len(layout.venues))
         self._gas_chain: dict[int, tuple[str, float]] = {}
+        self.live_gas: BoolArray = np.zeros(shape, np.bool_)
+        """Cells whose gas is the connector's live figure (`set_live_gas`), not the configured estimate."""
+        self._live_gas_cost: FloatArray = np.full(shape, np.nan)
         for j, vid in enumerate(layout.venues):
             venue = settings.venues[vid]
             if venue.kind == "dex" and venue.gas_units_swap:
@@ -95,7 +105,7 @@ class CostModel:
                         f"quote_equivalence does not declare equivalent to {inst.quote!r}"
                     )
                 self.listed[i, j] = True
-                self.fee[i, j] = settings.venues[vid].fees.taker
+                self.fee[i, j] = 0.0 if j in self._gas_chain else settings.venues[vid].fees.taker  # DEX: fee in price
                 self.haircut[i, j] = table[venue_quote]
                 self.quote_code[i, j] = codes.setdefault(venue_quote, len(codes))
                 if j in self._gas_chain:
@@ -128,7 +138,7 @@ class CostModel:
             if not (self.layout.has_instrument(iid) and self.layout.has_venue(vid)):
                 continue
             i, j = self.layout.instrument_index(iid), self.layout.venue_index(vid)
-            if self.listed[i, j]:
+            if self.listed[i, j] and j not in self._gas_chain:  # a DEX's fee is in its quotes
                 self.fee[i, j] = fee
                 applied += 1
         return applied
@@ -141,6 +151,30 @@ class CostModel:
             usd = self._gas_units[j] * gwei * 1e-9 * price if price and np.isfinite(price) and price > 0 else np.nan
             column = self.listed[:, j]
             self.gas_quote[column, j] = usd / self.usd_per_quote[column]
+        self.gas_quote[self.live_gas] = self._live_gas_cost[self.live_gas]
+
+    def set_live_gas(self, records: Mapping[tuple[str, str], GasCost], now_ns: int) -> int:
+        """Charge DEX cells the gas their connector published (by (instrument, venue), as `PriceGrid.read_gas` returns
+        them) instead of the configured estimate; returns how many cells are live.
+
+        The record is in the pool's quote token (USDC for a WETH/USDC pool of ETH/USD): where that is not the
+        instrument's quote currency it is charged at par grossed up by the token's haircut (conservative, and the same
+        `quote_equivalence` entry the notional pays). A record that is unpriced (`quote_cost` None) or older than the
+        venue's quote-age limit (its connector stopped) leaves the cell NaN: unknown gas, no opportunity."""
+        self.live_gas[:] = False
+        self._live_gas_cost[:] = np.nan
+        max_age = self.layout.max_age_ns
+        for (iid, vid), rec in records.items():
+            if not (self.layout.has_instrument(iid) and self.layout.has_venue(vid)):
+                continue
+            i, j = self.layout.instrument_index(iid), self.layout.venue_index(vid)
+            if not self.listed[i, j] or j not in self._gas_chain:
+                continue
+            self.live_gas[i, j] = True
+            if rec.quote_cost is not None and now_ns - rec.ts_ns <= int(max_age[j]):
+                self._live_gas_cost[i, j] = rec.quote_cost * (1.0 + self.haircut[i, j])
+        self.gas_quote[self.live_gas] = self._live_gas_cost[self.live_gas]
+        return int(self.live_gas.sum())
 
     @property
     def gas_natives(self) -> frozenset[str]:

@@ -429,7 +429,8 @@ class Scanner:
     # --- following the grid ------------------------------------------------------------------------------------
 
     async def refresh_inputs(self) -> None:
-        """Venue health, paused instruments and (basis kind) funding rates from Redis, gas prices from the mirror."""
+        """Venue health, paused instruments, (basis kind) funding rates and the DEX connectors' live gas from Redis,
+        the configured gas estimate's native prices from the mirror."""
         grid = self.mirror.grid
         if self.require_health:
             self.set_venue_health(await grid.read_health())
@@ -437,6 +438,8 @@ class Scanner:
         await self.transfers.refresh(grid)
         if "basis" in self.extras:
             self.set_funding(await grid.read_funding())
+        if self.costs.gas_natives:
+            self.costs.set_live_gas(await grid.read_gas(), self._now_ns())
         self.price_gas()
 
     async def run(self) -> None:
