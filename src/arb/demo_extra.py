@@ -125,18 +125,39 @@ async def _publish_health(grid: PriceGrid, connectors: Mapping[str, _Connector],
         await asyncio.sleep(HEALTH_EVERY_S)
 
 
+def capital_com_alone(settings: Settings) -> list[str]:
+    """The instruments the demo's local Capital.com lists: those no other enabled venue maps. Its market runs in this
+    process, apart from the sim child's, so a crypto CFD beside the CEX sims would drift from them and show spreads
+    that no venue really has; FX, commodities and indices are Capital.com's alone anyway."""
+    from arb.sim.venues.capital_com import settings_epics
+
+    others = {
+        iid
+        for iid, inst in settings.instruments.items()
+        for vid in inst.venues
+        if vid != CAPITAL_COM and settings.venues[vid].enabled
+    }
+    return [iid for iid in settings_epics(settings, CAPITAL_COM) if iid not in others]
+
+
 @contextlib.asynccontextmanager
 async def _capital_com(
     settings: Settings, sink: Callable[..., None], book_update_hz: float
 ) -> AsyncIterator[_Connector]:
-    from arb.connectors.capital_com import CapitalComCredentials, Endpoint, capital_com_connector
+    from arb.connectors.capital_com import CapitalComCredentials, Endpoint
+    from arb.connectors.capital_com.stream import CapitalComConnector
     from arb.sim.market import MarketConfig
     from arb.sim.venues.capital_com import serve_capital_com
 
     config = MarketConfig(book_update_hz=book_update_hz, tick_hz=max(book_update_hz, 10.0), regular=True)
-    async with serve_capital_com(settings, config=config) as local:
+    alone = capital_com_alone(settings)
+    async with serve_capital_com(settings, instruments=alone, config=config) as local:
         creds = CapitalComCredentials(SecretStr(local.api_key), local.identifier, SecretStr(local.password))
-        yield capital_com_connector(settings, sink, credentials=creds, endpoint=Endpoint(local.rest_url, local.ws_url))
+        epics = {settings.instruments[iid].venues[CAPITAL_COM]: iid for iid in alone}
+        yield CapitalComConnector(
+            CAPITAL_COM, settings.venues[CAPITAL_COM], epics, sink, credentials=creds,
+            endpoint=Endpoint(local.rest_url, local.ws_url),
+        )  # fmt: skip
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +178,9 @@ async def local_extras(
         if dexes:
             await _start_dex(settings, dexes, grid, writer.put, stack, extras, err)
         for vid in extras.connectors:
-            extras.serving[vid] = len(venue_symbols(settings, vid))
+            extras.serving[vid] = len(
+                capital_com_alone(settings) if vid == CAPITAL_COM else venue_symbols(settings, vid)
+            )
         running = [tasks.spawn(c.run(), name=f"connector-{vid}") for vid, c in extras.connectors.items()]
         running.append(tasks.spawn(_publish_health(grid, extras.connectors, latency), name="demo-extra-health"))
         try:
