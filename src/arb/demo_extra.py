@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAPITAL_COM: Final = "capital_com"
+DEMO_POOL_USD: Final = Decimal(30_000_000)
+"""Liquidity on each side of every demo pool: deep enough that a 1,000 USD trade (the scanner's minimum) moves the
+price well inside the 5 bps slippage cap, as on a major mainnet pool, so moving a pool opens a CEX-DEX opportunity."""
 BLOCK_S: Final = 1
 """The local chain mines a block every second (Ethereum: 12 s), so DEX quotes refresh at the CEX sims' pace."""
 HEALTH_EVERY_S: Final = 0.5
@@ -216,7 +219,9 @@ async def _start_dex(
         return
     started = time.monotonic()
     prices = {**DEFAULT_PRICES, **pool_prices(settings, dexes)}
-    dex = await stack.enter_async_context(local_dex(backend="anvil", pools=default_pools(prices)))
+    dex = await stack.enter_async_context(
+        local_dex(backend="anvil", pools=default_pools(prices, liquidity_usd=DEMO_POOL_USD))
+    )
     node = dex.node
     assert isinstance(node, AnvilNode)  # noqa: S101 - backend="anvil" above
     await node.set_interval_mining(BLOCK_S)

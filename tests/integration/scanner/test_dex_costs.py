@@ -16,11 +16,12 @@ import pytest_asyncio
 
 from arb.connectors.dex.connector import DexConnector, DexOptions
 from arb.connectors.dex.gas import GasQuote
+from arb.demo_extra import DEMO_POOL_USD
 from arb.grid import GridLayout, PriceGrid
 from arb.grid.gas import GasPublisher, gas_cost
 from arb.model import OpportunityEvent, Quote, VenueHealth
 from arb.scanner.engine import Scanner
-from arb.sim.chain.local import LocalDex, local_dex
+from arb.sim.chain.local import LocalDex, default_pools, local_dex
 from arb.tasks import cancel_and_wait, spawn
 from tests.integration.connectors.dex.support import local_settings, needs_anvil, venue_and_chain, venue_symbols
 from tests.integration.sim.support import eventually
@@ -32,7 +33,8 @@ CEX, DEX = "binance", "uniswap_v2"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def dex() -> AsyncIterator[LocalDex]:
-    async with local_dex() as chain:  # WETH/USDC at 3000, 1,000 WETH + 3M USDC
+    # WETH/USDC at 3000 with 30M USD a side (10,000 WETH), as the demo deploys it: 0.33 WETH moves it ~0.4 bps
+    async with local_dex(pools=default_pools(liquidity_usd=DEMO_POOL_USD)) as chain:
         yield chain
 
 
@@ -47,12 +49,7 @@ def cex_book(mid: float) -> Quote:
 async def test_moving_the_pool_opens_a_cex_dex_opportunity_net_of_fee_and_live_gas(
     dex: LocalDex, redis_url: str
 ) -> None:
-    settings = local_settings(dex)
-    # the 3M USD pool moves 4 bps within 0.3 ETH: at the shipped 5 bps slippage cap that is under the 1000 USD
-    # minimum trade, so the cap is widened to 50 bps (the pool's real impact is still what the VWAP pays)
-    settings = settings.model_copy(
-        update={"thresholds": settings.thresholds.model_copy(update={"max_slippage": 0.005})}
-    )
+    settings = local_settings(dex)  # the shipped thresholds: 5 bps slippage cap, 1000 USD minimum
     venue, chain = venue_and_chain(settings, DEX)
     layout = GridLayout.from_lists(["ETH/USD", "BTC/USD"], [CEX, DEX], {CEX: 60_000, DEX: 60_000})
     rpc = dex.rpc

@@ -184,8 +184,10 @@ class Deployer:
         v2_venues: Sequence[str],
         v3_venues: Sequence[str],
         token_supply: Decimal = Decimal(10) ** 12,
-        weth_amount: Decimal = Decimal(6000),
+        weth_amount: Decimal | None = None,
     ) -> Deployment:
+        if weth_amount is None:  # the pools' WETH twice over: the rest funds the trader and executor accounts
+            weth_amount = max(Decimal(6000), 2 * sum((p.base_amount for p in pools if p.base == "WETH"), Decimal(0)))
         weth = await self.tx.deploy("WETH9")
         await self.tx.call(weth.functions.deposit(), value=units(weth_amount), what="WETH9.deposit")
         self.tokens["WETH"] = weth

@@ -127,6 +127,8 @@ class AnvilNode:
             *("--host", "127.0.0.1", "--port", "0"),
             *("--chain-id", str(self._chain_id), "--accounts", str(self._accounts)),
             *("--config-out", str(config_out)),
+            # 10M ETH per dev account (anvil's default is 10k): enough to wrap WETH for pools as deep as real ones
+            *("--balance", "10000000"),
         ]
         if self._code_size_limit is not None:
             args += ["--code-size-limit", str(self._code_size_limit)]
