@@ -11,7 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 class _KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
-        line = f"ts={ts} level={record.levelname.lower()} logger={record.name} event={record.getMessage()}"
+        # one event per line, whatever a library puts in its message (web3 logs multi-line subscription notes)
+        message = record.getMessage().replace("\n", " ")
+        line = f"ts={ts} level={record.levelname.lower()} logger={record.name} event={message}"
         if record.exc_info:
             line += " exc=" + repr(self.formatException(record.exc_info))
         return line
@@ -26,6 +28,8 @@ def configure_logging(level: str = "INFO") -> None:
     # Alembic narrates every migration context at INFO (plugins, "Will assume transactional DDL"); the ledger logs
     # the one line that matters (`ledger.migrating` / `ledger.opened`).
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # web3 narrates every subscription and queue sync at INFO; the DEX connector logs what matters (`dex.*`).
+    logging.getLogger("web3").setLevel(max(logging.WARNING, root.level))
 
 
 def mask_url(url: str) -> str:
