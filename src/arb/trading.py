@@ -36,7 +36,7 @@ from arb import tasks
 
 if TYPE_CHECKING:
     from arb.config import Settings
-    from arb.executor.dex import DexOrderGateway
+    from arb.connectors.dex.orders import DexOrderGateway
     from arb.executor.engine import Executor, Outcome
     from arb.executor.loop import TradingLoop
     from arb.executor.prices import GridPrices
@@ -241,8 +241,8 @@ def dex_gateway(
     from eth_account import Account
 
     from arb.connectors.dex.execution import KEY_ENV, NonceManager, account_from_env
+    from arb.connectors.dex.orders import DexOrderGateway
     from arb.connectors.dex.pools import DexConfigError, RpcEndpoint
-    from arb.executor.dex import DexOrderGateway
 
     venue = settings.venues[venue_id]
     local = bool(info.get("local"))

@@ -24,8 +24,8 @@ from sqlalchemy import select
 from arb.config import Settings
 from arb.connectors.ccxt_pro import LocalEndpoint
 from arb.connectors.dex.execution import KEY_ENV, ExecutionOptions
+from arb.connectors.dex.orders import DexOrderGateway
 from arb.connectors.orders import CcxtGateway
-from arb.executor.dex import DexOrderGateway
 from arb.executor.engine import Executor, Outcome
 from arb.executor.venue import Top
 from arb.hedging.hedger import Hedger
