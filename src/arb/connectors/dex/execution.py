@@ -59,6 +59,24 @@ MAX_UINT256: Final = 2**256 - 1
 _TRANSFER_TOPIC: Final = keccak(text="Transfer(address,address,uint256)")
 
 
+def transferred(receipt: Any, token: str, account: str, *, incoming: bool) -> int:
+    """Units of ERC-20 `token` moved to (`incoming`) or from `account` by the Transfer logs of `receipt`: what a swap
+    really delivered or paid, read from the chain rather than trusted from a quote."""
+    me, token = account.lower(), token.lower()
+    side = 2 if incoming else 1
+    total = 0
+    for entry in receipt["logs"]:
+        topics = entry["topics"]
+        if (
+            len(topics) == 3
+            and bytes(topics[0]) == _TRANSFER_TOPIC
+            and "0x" + bytes(topics[side])[-20:].hex() == me
+            and str(entry["address"]).lower() == token
+        ):
+            total += int.from_bytes(bytes(entry["data"]), "big")
+    return total
+
+
 class SwapStatus(StrEnum):
     FILLED = "filled"
     REVERTED = "reverted"
@@ -384,18 +402,7 @@ class DexGateway:
         sent = self._sent.get(outcome.tx_hash or "")
         if sent is None or not sent.out_token:
             return 0
-        me, token = self.account.address.lower(), sent.out_token.lower()
-        total = 0
-        for entry in receipt["logs"]:
-            topics = entry["topics"]
-            if (
-                len(topics) == 3
-                and bytes(topics[0]) == _TRANSFER_TOPIC
-                and "0x" + bytes(topics[2])[-20:].hex() == me
-                and str(entry["address"]).lower() == token
-            ):
-                total += int.from_bytes(bytes(entry["data"]), "big")
-        return total
+        return transferred(receipt, sent.out_token, self.account.address, incoming=True)
 
     async def _revert_reason(self, tx_hash: str, block: int) -> str:
         sent = self._sent.get(tx_hash)

@@ -40,7 +40,6 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from typing import Any, Final
 
 from eth_account.signers.local import LocalAccount
-from eth_utils.crypto import keccak
 from web3 import AsyncWeb3
 
 from arb.config.schema import Chain, VenueConfig
@@ -52,6 +51,7 @@ from arb.connectors.dex.execution import (
     SwapOutcome,
     SwapRequest,
     SwapStatus,
+    transferred,
 )
 from arb.connectors.dex.pools import PoolRef, RpcEndpoint, Web3Source, resolve_pools
 from arb.executor.venue import (
@@ -66,7 +66,6 @@ from arb.model import Fill, Order, OrderStatus, OrderType, Side, TimeInForce
 
 log = logging.getLogger(__name__)
 
-_TRANSFER_TOPIC: Final = keccak(text="Transfer(address,address,uint256)")
 _NATIVE_DECIMALS: Final = 18
 
 
@@ -330,18 +329,7 @@ class DexOrderGateway:
     async def _spent(self, tx_hash: str, token: str) -> int:
         """`token` units transferred from our account in the receipt of `tx_hash` (what an exact-output swap paid)."""
         receipt = await self.dex.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-        me, token = self.dex.account.address.lower(), token.lower()
-        total = 0
-        for entry in receipt["logs"]:
-            topics = entry["topics"]
-            if (
-                len(topics) == 3
-                and bytes(topics[0]) == _TRANSFER_TOPIC
-                and "0x" + bytes(topics[1])[-20:].hex() == me
-                and str(entry["address"]).lower() == token
-            ):
-                total += int.from_bytes(bytes(entry["data"]), "big")
-        return total
+        return transferred(receipt, token, self.dex.account.address, incoming=False)
 
     # -- balances ----------------------------------------------------------------------------------------------------
 
