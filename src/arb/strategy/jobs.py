@@ -173,6 +173,12 @@ async def latest_model(settings: Settings, model_path: str | None) -> tuple[str,
         raise StrategyError(f"--model {model_path}: {exc}") from None
 
 
+def _with_candles(settings: Settings) -> list[str]:
+    """The default assets that have a candle file (checked by name: reading and cleaning each would cost ~30 ms)."""
+    candles, venue = store_of(settings), settings.strategy.candles.venue
+    return [a for a in default_assets(settings) if candles.path(venue, a).exists()]
+
+
 def _stored_bars(settings: Settings, assets: list[str]) -> dict[str, pd.DataFrame]:
     store, venue = store_of(settings), settings.strategy.candles.venue
     out = {}
@@ -194,9 +200,7 @@ async def signal_once(
 ) -> list[SignalRecord]:
     """Compute one signal per asset at its last stored bar, store them, publish them, and (paper) act on them."""
     model_id, agent = await latest_model(settings, model_path)
-    wanted = assets or [
-        a for a in default_assets(settings) if store_of(settings).read(settings.strategy.candles.venue, a) is not None
-    ]
+    wanted = assets or _with_candles(settings)
     if not wanted:
         raise StrategyError("no stored candles for any asset: run `arb strategy fetch` first")
     bars = _stored_bars(settings, wanted)
