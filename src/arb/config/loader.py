@@ -20,7 +20,7 @@ from typing import Any, cast
 import yaml
 from pydantic import ValidationError
 
-from arb.config.schema import Settings
+from arb.config.schema import CFD_ASSET_CLASSES, Settings
 
 SHIPPED_FILES = ("venues.yaml", "instruments.yaml", "limits.yaml")
 ENV_PREFIX = "ARB_"
@@ -188,7 +188,8 @@ def _cross_check(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
 
 
 def _strategy_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[str]:
-    """The directional layer fetches candles from one CEX venue, for instruments that venue lists."""
+    """The directional layer fetches crypto candles from one CEX venue and fx / commodity / index ones from the CFD
+    venue, each for instruments that venue lists."""
     candles = settings.strategy.candles
     where = ("strategy", "candles")
     venue = settings.venues.get(candles.venue)
@@ -198,13 +199,26 @@ def _strategy_problems(settings: Settings, origin: Mapping[Path_, str]) -> list[
             "CEX venue (candles come from its fetch_ohlcv)"
         ]
     problems = []
+    cfd = candles.cfd_venue
+    if cfd is not None and (settings.venues.get(cfd) is None or settings.venues[cfd].kind != "cfd"):
+        problems.append(
+            f"{_origin_of((*where, 'cfd_venue'), origin)}: strategy.candles.cfd_venue: {cfd!r} is not a configured "
+            "CFD venue (fx / commodity / index candles come from it)"
+        )
+        cfd = None
     for i, iid in enumerate(candles.assets):
         inst = settings.instruments.get(iid)
         path = cast(Path_, (*where, "assets", i))  # list items are keyed by index, as _walk records them
+        at = f"{_origin_of(path, origin)}: {_dotted(path)}"
         if inst is None:
-            problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: unknown instrument {iid!r}")
+            problems.append(f"{at}: unknown instrument {iid!r}")
+        elif inst.asset_class in CFD_ASSET_CLASSES:
+            if candles.cfd_venue is None:
+                problems.append(f"{at}: {iid!r} is {inst.asset_class}: set strategy.candles.cfd_venue to fetch it")
+            elif cfd is not None and cfd not in inst.venues:
+                problems.append(f"{at}: {iid!r} is not listed on {cfd}")
         elif candles.venue not in inst.venues:
-            problems.append(f"{_origin_of(path, origin)}: {_dotted(path)}: {iid!r} is not listed on {candles.venue}")
+            problems.append(f"{at}: {iid!r} is not listed on {candles.venue}")
     weights = [s.name for s in settings.strategy.sentiment.sources]
     dupes = sorted({n for n in weights if weights.count(n) > 1})
     if dupes:

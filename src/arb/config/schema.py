@@ -351,11 +351,18 @@ class MetricsSettings(Strict):
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+CFD_ASSET_CLASSES: frozenset[str] = frozenset({"fx", "commodity", "index"})
+"""Asset classes whose candles come from `strategy.candles.cfd_venue` (no CEX lists them)."""
+
+
 class CandleSettings(Strict):
     """1H candles for the directional layer (`arb strategy fetch`), stored as Parquet under `data_dir`."""
 
     venue: Annotated[str, Field(min_length=1)] = "binance"
     """The venue whose `fetch_ohlcv` serves the candles (a configured CEX venue; its `urls:` override applies)."""
+    cfd_venue: str | None = "capital_com"
+    """The CFD venue (kind `cfd`, e.g. Capital.com) that serves the candles of fx / commodity / index assets, which
+    no CEX lists; None: such assets cannot be fetched. Demo URLs in paper mode, live ones in live mode."""
     timeframe: Literal["1h"] = "1h"
     assets: list[str] = []
     """Instrument ids to trade; empty: the 100 largest crypto instruments of instruments.yaml, in file order."""

@@ -43,6 +43,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -50,7 +51,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-from arb.config.schema import Settings, VenueConfig
+from arb.config.schema import CFD_ASSET_CLASSES, Settings, VenueConfig
 
 log = logging.getLogger(__name__)
 
@@ -476,23 +477,41 @@ def _candle_venue(settings: Settings) -> tuple[str, VenueConfig]:
     return vid, venue
 
 
-def venue_symbols(settings: Settings, assets: Sequence[str]) -> dict[str, str]:
-    """Instrument id -> the candle venue's symbol for it; an unknown instrument or one the venue does not list is a
-    ValueError naming every such asset."""
-    vid, _ = _candle_venue(settings)
-    out: dict[str, str] = {}
+def _cfd_venue(settings: Settings) -> tuple[str, VenueConfig]:
+    vid = settings.strategy.candles.cfd_venue
+    venue = None if vid is None else settings.venues.get(vid)
+    if vid is None or venue is None or venue.kind != "cfd":
+        raise ValueError(f"strategy.candles.cfd_venue {vid!r} is not a configured CFD venue")
+    return vid, venue
+
+
+def venue_routes(settings: Settings, assets: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Venue id -> {instrument id -> that venue's symbol}: fx / commodity / index assets go to
+    `strategy.candles.cfd_venue`, the others (crypto) to `strategy.candles.venue`. An unknown instrument, one its
+    venue does not list, or a CFD asset with no cfd_venue configured is a ValueError naming every such asset."""
+    cfg = settings.strategy.candles
+    routes: dict[str, dict[str, str]] = {}
     problems = []
     for asset in assets:
         inst = settings.instruments.get(asset)
         if inst is None:
             problems.append(f"{asset!r} is not a configured instrument")
+            continue
+        vid = cfg.cfd_venue if inst.asset_class in CFD_ASSET_CLASSES else cfg.venue
+        if vid is None:
+            problems.append(f"{asset!r} is {inst.asset_class}: set strategy.candles.cfd_venue to fetch its candles")
         elif vid not in inst.venues:
             problems.append(f"{asset!r} is not listed on {vid} (instruments.yaml)")
         else:
-            out[asset] = inst.venues[vid]
+            routes.setdefault(vid, {})[asset] = inst.venues[vid]
     if problems:
         raise ValueError("; ".join(problems))
-    return out
+    return routes
+
+
+def venue_symbols(settings: Settings, assets: Sequence[str]) -> dict[str, str]:
+    """Instrument id -> the symbol of the venue its candles come from (`venue_routes`, same errors)."""
+    return {a: s for symbols in venue_routes(settings, assets).values() for a, s in symbols.items()}
 
 
 def _open_exchange(vid: str, venue: VenueConfig) -> Any:
@@ -507,38 +526,82 @@ def _open_exchange(vid: str, venue: VenueConfig) -> Any:
     return rest_exchange(ccxt_rest_factory, str(venue.ccxt_id), config, endpoint)
 
 
+Source = Callable[[], AbstractAsyncContextManager[Any]]
+"""Opens one venue's candle source (a ccxt exchange, or the Capital.com adapter) and closes it at the end."""
+
+
+def _ccxt_source(vid: str, venue: VenueConfig) -> Source:
+    @asynccontextmanager
+    async def source() -> AsyncIterator[Any]:
+        from arb.connectors.polling import close_shielded
+
+        exchange = _open_exchange(vid, venue)
+        try:
+            yield exchange
+        finally:
+            await close_shielded(exchange, f"candles-{vid}-close")
+
+    return source
+
+
+def _cfd_source(settings: Settings, vid: str, venue: VenueConfig, epics: Sequence[str]) -> Source:
+    """Capital.com (the one CFD connector): credentials from `ARB_<VENUE>_*`, demo URLs in paper mode, live ones in
+    live mode (the venue's `urls:`). Both are checked here, before anything is fetched from any venue."""
+    from arb.connectors.capital_com import CapitalComClient, CapitalComCredentials, endpoint_from_config
+    from arb.connectors.capital_com.candles import CapitalComCandles
+    from arb.connectors.wallets import env_name
+
+    credentials = CapitalComCredentials.from_env(vid)
+    if credentials is None:
+        names = ", ".join(env_name(vid, w) for w in ("API_KEY", "IDENTIFIER", "PASSWORD"))
+        raise ValueError(f"{vid}: no credentials to fetch candles with: set {names}")
+    endpoint = endpoint_from_config(venue, live=settings.mode == "live")
+
+    @asynccontextmanager
+    async def source() -> AsyncIterator[Any]:
+        async with CapitalComClient(endpoint, credentials, venue=vid) as client:
+            yield CapitalComCandles(client, epics)
+
+    return source
+
+
 async def fetch_assets(
     settings: Settings, assets: Sequence[str], *, on_progress: OnProgress | None = None
 ) -> dict[str, int]:
-    """Update the stored candles of `assets` from the candle venue (`settings.strategy.candles`), one asset after the
-    other through one rate-limited exchange (closed at the end, whatever happens); returns bars added per asset.
+    """Update the stored candles of `assets` (`settings.strategy.candles`): crypto from the candle venue, fx /
+    commodity / index from the CFD venue (`venue_routes`), one asset after the other through one rate-limited
+    source per venue (closed at the end, whatever happens); returns bars added per asset, in the order asked.
 
-    An asset unknown or not mapped to the venue in the settings is a ValueError before anything is fetched. A symbol
-    the venue's live markets do not list is skipped with a warning and left out of the result (instruments.yaml is a
-    curated snapshot; the connectors do the same). A venue error stops the run; what was stored stays, and the next
-    run resumes there. `on_progress(asset, fetched, expected)` after every page."""
-    from arb.connectors.polling import close_shielded
-
+    An asset unknown or not mapped to its venue in the settings, or a venue that cannot be opened (no CFD
+    credentials), is a ValueError before anything is fetched. A symbol the venue's live markets do not list is
+    skipped with a warning and left out of the result (instruments.yaml is a curated snapshot; the connectors do the
+    same). A venue error stops the run; what was stored stays, and the next run resumes there.
+    `on_progress(asset, fetched, expected)` after every page."""
     cfg = settings.strategy.candles
-    vid, venue = _candle_venue(settings)
-    symbols = venue_symbols(settings, list(dict.fromkeys(assets)))
+    wanted = list(dict.fromkeys(assets))
+    routes = venue_routes(settings, wanted)
+    sources: dict[str, Source] = {}
+    for vid, symbols in routes.items():
+        if vid == cfg.venue:
+            sources[vid] = _ccxt_source(*_candle_venue(settings))
+        else:
+            cfd, venue = _cfd_venue(settings)
+            sources[vid] = _cfd_source(settings, cfd, venue, list(symbols.values()))
     store = CandleStore(cfg.data_dir, spike_sigma=cfg.spike_sigma)
-    exchange = _open_exchange(vid, venue)
     added: dict[str, int] = {}
-    try:
-        await exchange.load_markets()
-        for asset, symbol in symbols.items():
-            if symbol not in exchange.markets:
-                log.warning("candles.symbol_not_listed venue=%s asset=%s symbol=%s", vid, asset, symbol)
-                continue
-            progress = None if on_progress is None else _progress_of(on_progress, asset)
-            added[asset] = await store.update(
-                exchange, vid, asset, symbol, history_days=cfg.history_days, page_limit=cfg.page_limit,
-                on_page=progress,
-            )  # fmt: skip
-    finally:
-        await close_shielded(exchange, f"candles-{vid}-close")
-    return added
+    for vid, symbols in routes.items():
+        async with sources[vid]() as exchange:
+            await exchange.load_markets()
+            for asset, symbol in symbols.items():
+                if symbol not in exchange.markets:
+                    log.warning("candles.symbol_not_listed venue=%s asset=%s symbol=%s", vid, asset, symbol)
+                    continue
+                progress = None if on_progress is None else _progress_of(on_progress, asset)
+                added[asset] = await store.update(
+                    exchange, vid, asset, symbol, history_days=cfg.history_days, page_limit=cfg.page_limit,
+                    on_page=progress,
+                )  # fmt: skip
+    return {a: added[a] for a in wanted if a in added}
 
 
 def _progress_of(on_progress: OnProgress, asset: str) -> OnPage:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import math
 import os
@@ -54,6 +55,7 @@ from arb.connectors.capital_com.wire import (
     MarketDetailsList,
     PositionEntry,
     Positions,
+    Prices,
     SessionBody,
     WorkingOrderEntry,
     WorkingOrders,
@@ -73,9 +75,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 API: Final = "/api/v1"
 MAX_EPICS_PER_REQUEST: Final = 50
+"""`GET /api/v1/markets?epics=` takes at most 50 epics."""
+MAX_PRICES_PER_REQUEST: Final = 1000
+"""`GET /api/v1/prices/{epic}` answers at most 1000 bars (`max`, default 10)."""
+RESOLUTIONS: Final = frozenset({"MINUTE", "MINUTE_5", "MINUTE_15", "MINUTE_30", "HOUR", "HOUR_4", "DAY", "WEEK"})
+"""The bar sizes `GET /api/v1/prices/{epic}` takes (`resolution`)."""
 _ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 """Decimals (sizes, levels) go on the wire as JSON numbers with exactly their digits."""
-"""`GET /api/v1/markets?epics=` takes at most 50 epics."""
 
 
 class CapitalComError(GatewayError):
@@ -434,6 +440,34 @@ class CapitalComClient:
             out.extend(result.marketDetails)
         return out
 
+    async def prices(
+        self,
+        epic: str,
+        *,
+        resolution: str = "HOUR",
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        max: int = MAX_PRICES_PER_REQUEST,  # the API's own parameter name
+    ) -> Prices:
+        """Historical bid/ask bars of `epic` (`GET /api/v1/prices/{epic}`), oldest first: those opening in
+        [start, end] (the venue sends `from` / `to` as `YYYY-MM-DDTHH:MM:SS` in UTC), at most `max` (1..1000).
+
+        `start` / `end` must be timezone-aware: a naive time would be read in some unknown zone. Errors name the epic
+        (the path carries it); an epic the venue does not know is CapitalComNotFound."""
+        if not epic or "/" in epic or "?" in epic:
+            raise ValueError(f"{epic!r} is not a Capital.com epic")
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"{epic}: resolution must be one of {sorted(RESOLUTIONS)}, got {resolution!r}")
+        if not 1 <= max <= MAX_PRICES_PER_REQUEST:
+            raise ValueError(f"{epic}: max must be 1..{MAX_PRICES_PER_REQUEST}, got {max}")
+        params = {"resolution": resolution, "max": str(max)}
+        for name, at in (("from", start), ("to", end)):
+            if at is not None:
+                params[name] = api_time(at, f"{epic}: {name}")
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"{epic}: from {params['from']} is after to {params['to']}")
+        return await self._get(f"{API}/prices/{epic}", Prices, params)
+
     async def positions(self) -> list[PositionEntry]:
         return (await self._get(f"{API}/positions", Positions)).positions
 
@@ -470,6 +504,13 @@ def _decode(body: bytes, decoder: type[T], venue: str, path: str) -> T:
         return msgspec.json.decode(body, type=decoder)
     except msgspec.MsgspecError as exc:
         raise CapitalComError(venue, 200, f"unreadable answer ({exc})", path.removeprefix(API)) from None
+
+
+def api_time(at: dt.datetime, what: str = "time") -> str:
+    """`at` as the API's `from` / `to` text: `YYYY-MM-DDTHH:MM:SS` in UTC. ValueError for a naive datetime."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{what}: {at.isoformat()} has no time zone (give a timezone-aware UTC time)")
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _error_code(body: bytes) -> str:

@@ -3,7 +3,8 @@
 Follows the public API documentation (https://open-api.capital.com/, and the API limits on
 https://capital.com/api-general-information): REST bodies of `POST /api/v1/session`, `GET /api/v1/markets[/{epic}]`
 (`instrument`, `dealingRules`, `snapshot`), `GET /api/v1/positions`, `GET /api/v1/workingorders`,
-`GET /api/v1/confirms/{dealReference}` and the `{"errorCode": ...}` error body; streaming messages of
+`GET /api/v1/confirms/{dealReference}`, `GET /api/v1/prices/{epic}` (historical bid/ask bars) and the
+`{"errorCode": ...}` error body; streaming messages of
 `wss://api-streaming-capital.backend-capital.com/connect` (`marketData.subscribe` replies, `ping` replies and
 `quote` messages: `epic`, `product`, `bid`, `bidQty`, `ofr`, `ofrQty`, millisecond `timestamp`).
 
@@ -202,6 +203,34 @@ class Confirm(msgspec.Struct, kw_only=True):
     def affected(self, status: str) -> str | None:
         """The deal id of the first affected deal with `status` (e.g. OPENED, FULLY_CLOSED, DELETED)."""
         return next((d.dealId for d in self.affectedDeals if d.status == status), None)
+
+
+class BidAsk(msgspec.Struct, kw_only=True):
+    bid: float
+    ask: float
+
+    @property
+    def mid(self) -> float:
+        return (self.bid + self.ask) / 2
+
+
+class PricePoint(msgspec.Struct, kw_only=True):
+    """One bar of `GET /api/v1/prices/{epic}`: bid and ask OHLC, opening at `snapshotTimeUTC` (ISO, UTC, no zone)."""
+
+    snapshotTime: str = ""
+    snapshotTimeUTC: str
+    openPrice: BidAsk
+    closePrice: BidAsk
+    highPrice: BidAsk
+    lowPrice: BidAsk
+    lastTradedVolume: float = 0.0
+
+
+class Prices(msgspec.Struct, kw_only=True):
+    """`GET /api/v1/prices/{epic}`: historical bars, oldest first (none for hours the market was closed)."""
+
+    prices: list[PricePoint]
+    instrumentType: str = ""
 
 
 # ---------------------------------------------------------------------------------------------------- streaming

@@ -11,6 +11,10 @@ Follows https://open-api.capital.com/ and https://capital.com/api-general-inform
 - Markets: `GET /api/v1/markets/{epic}` and `GET /api/v1/markets?epics=A,B` (at most 50) with `instrument` (incl.
   `openingHours`), `dealingRules` (`minStepDistance` = tick, `minDealSize` = `minSizeIncrement` = lot step) and
   `snapshot` (`marketStatus` TRADEABLE or CLOSED, `bid`, `offer`, `decimalPlacesFactor`).
+- Prices: `GET /api/v1/prices/{epic}?resolution=&max=&from=&to=` (max 1..1000, default 10; from/to
+  `YYYY-MM-DDTHH:MM:SS` UTC): deterministic bid/ask bars ending at the current price (the Binance venue's kline
+  path, the current spread either side); with `hours="real"` closed hours have no bar. With `from`, the first `max`
+  bars from it; without, the last `max` up to `to` (or now).
 - Trading (`arb.sim.venues.capital_com_trading`): `GET|POST /api/v1/positions`, `GET|DELETE
   /api/v1/positions/{dealId}`, `GET|POST /api/v1/workingorders`, `DELETE /api/v1/workingorders/{dealId}`,
   `GET /api/v1/confirms/{dealReference}`.
@@ -58,12 +62,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import msgspec
+import numpy as np
 import orjson
 from aiohttp import web
 
 from arb.sim.faults import MalformedKind
 from arb.sim.server import Connection, Protocol, SimVenue, cut_connection
 from arb.sim.trading import DEFAULT_API_KEY, DisconnectFault, RateLimitFault, RejectFault, deliver
+from arb.sim.venues.binance import _candles  # one deterministic candle path for every local venue
 from arb.sim.venues.capital_com_trading import CfdAccount, CfdDesk, DealError, position_json, utc_text
 from arb.tasks import cancel_and_wait, spawn
 
@@ -110,6 +116,13 @@ _TYPE: Final = {
     "crypto_alt": "CRYPTOCURRENCIES",
 }
 _DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_PRICES_PER_REQUEST: Final = 1000
+_RESOLUTION_MS: Final = {
+    "MINUTE": 60_000, "MINUTE_5": 300_000, "MINUTE_15": 900_000, "MINUTE_30": 1_800_000, "HOUR": 3_600_000,
+    "HOUR_4": 14_400_000, "DAY": 86_400_000, "WEEK": 604_800_000,
+}  # fmt: skip
+_MAX_PRICE_SPAN: Final = 200_000
+"""Most bars between the first requested one and now that `GET /prices` synthesises (older requests get none)."""
 
 
 def hours_open(kind: str, at: dt.datetime) -> bool:
@@ -238,6 +251,7 @@ class CapitalComProtocol(Protocol):
             ("POST", "/workingorders", self._create_working_order, "trade"),
             ("DELETE", "/workingorders/{deal_id}", self._delete_working_order, "trade"),
             ("GET", "/confirms/{ref}", self._confirm, "read"),
+            ("GET", "/prices/{epic}", self._prices, "read"),
         ]
         app.router.add_post(f"{API}/session", self._create_session)
         for method, path, fn, kind in routes:
@@ -541,6 +555,57 @@ class CapitalComProtocol(Protocol):
             raise _ApiError(404, "error.not-found.epic")
         return self.details_json(epic)
 
+    async def _prices(self, request: web.Request, s: _Session) -> Any:
+        """Historical bars: bid/ask around `_candles`' deterministic mid path (ending at the current mid), the
+        current spread either side. With `hours="real"` the hours the market was closed have no bar (as on the
+        venue); the bar still forming is included (the venue sends it too)."""
+        epic = request.match_info["epic"]
+        book = self.venue.book(epic)
+        if book is None:
+            raise _ApiError(404, "error.not-found.epic")
+        step = _RESOLUTION_MS.get(request.query.get("resolution", "MINUTE"))
+        if step is None:
+            raise _ApiError(400, "error.invalid.resolution")
+        try:
+            limit = int(request.query.get("max", "10"))
+        except ValueError:
+            raise _ApiError(400, "error.invalid.max") from None
+        if not 1 <= limit <= MAX_PRICES_PER_REQUEST:
+            raise _ApiError(400, "error.invalid.max")
+        start, end = (_api_time_ms(request.query.get(k), k) for k in ("from", "to"))
+        if start is not None and end is not None and start > end:
+            raise _ApiError(400, "error.invalid.daterange")
+        now_ms = int(self._wall().timestamp() * 1000)
+        current = now_ms - now_ms % step
+        last = current if end is None else min(current, end // step * step)
+        first = -(-start // step) * step if start is not None else last - (limit - 1) * step
+        kind = "crypto" if self.hours == "always" else _KIND.get(self.asset_class(epic), "session")
+        body: dict[str, Any] = {"prices": [], "instrumentType": _TYPE.get(self.asset_class(epic), "CURRENCIES")}
+        if last < first or (current - first) // step > _MAX_PRICE_SPAN:
+            return body
+        opens = np.arange(first, last + 1, step, dtype=np.int64)
+        opens = np.array([t for t in opens.tolist() if hours_open(kind, _utc_of_ms(t))], dtype=np.int64)
+        opens = opens[:limit] if start is not None else opens[-limit:]
+        if not len(opens):
+            return body
+        o, h, lo, c, v = _candles(self.venue, book, opens, step, now_ms, aligned=True)
+        bid, _, ask, _ = book.top()
+        half, digits = max(ask - bid, 0.0) / 2, book.price_decimals
+        body["prices"] = [
+            {
+                "snapshotTime": _utc_of_ms(t).strftime("%Y-%m-%dT%H:%M:%S"),
+                "snapshotTimeUTC": _utc_of_ms(t).strftime("%Y-%m-%dT%H:%M:%S"),
+                **{
+                    name: {"bid": round(x - half, digits), "ask": round(x + half, digits)}
+                    for name, x in (("openPrice", oo), ("closePrice", cc), ("highPrice", hh), ("lowPrice", ll))
+                },
+                "lastTradedVolume": round(vv),
+            }
+            for t, oo, hh, ll, cc, vv in zip(opens.tolist(), o.tolist(), h.tolist(), lo.tolist(), c.tolist(),
+                                             v.tolist(), strict=True)
+        ]  # fmt: skip
+        return body
+
     async def _positions(self, request: web.Request, s: _Session) -> Any:
         assert self.desk is not None  # noqa: S101 - installed
         return {"positions": self.desk.positions_json(s.account, self.market_json)}
@@ -744,6 +809,21 @@ class CapitalComProtocol(Protocol):
 
     def maintenance_response(self, retry_after_s: int | None) -> web.Response:
         return _error(_ApiError(503, "error.service.unavailable", retry_after_s))
+
+
+def _utc_of_ms(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def _api_time_ms(text: str | None, name: str) -> int | None:
+    """`from` / `to` (`YYYY-MM-DDTHH:MM:SS`, UTC) as epoch ms; 400 error.invalid.<name> when it is not that."""
+    if text is None:
+        return None
+    try:
+        at = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise _ApiError(400, f"error.invalid.{name}") from None
+    return int(at.timestamp() * 1000)
 
 
 def _dumps(obj: Any) -> str:
